@@ -1,0 +1,141 @@
+"""What the FastAGI connection reports: frozen values, built only by the parser."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from urllib.parse import parse_qsl
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+_ARG_PARAM = re.compile(r"([A-Za-z_][A-Za-z0-9_.-]{0,63})=(.*)", re.DOTALL)
+
+
+class NeedData(enum.Enum):
+    """Sentinel: `AGIConnection.next_event` needs more bytes before it can say more."""
+
+    NEED_DATA = "need-data"
+
+
+NEED_DATA = NeedData.NEED_DATA
+
+
+@dataclass(frozen=True, slots=True)
+class AGIRequest:
+    """The header block Asterisk sends when a FastAGI session opens.
+
+    ``variables`` holds every ``agi_*`` line except the ``agi_arg_N`` ones, which are in
+    ``args`` in order. Values are text decoded leniently: bytes that are not UTF-8 become
+    U+FFFD rather than an error.
+    """
+
+    variables: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    args: tuple[str, ...] = ()
+
+    def get(self, name: str, default: str = "") -> str:
+        """Return the value of ``agi_<name>`` (or of ``name`` if it already has the prefix)."""
+        key = name if name.startswith("agi_") else "agi_" + name
+        return self.variables.get(key, default)
+
+    @property
+    def network_script(self) -> str | None:
+        """The ``agi_network_script`` line (path and query string), or None when absent."""
+        return self.variables.get("agi_network_script")
+
+    @property
+    def script(self) -> str | None:
+        """The script name: the path of the AGI URL without query string or slashes, or None."""
+        raw = self.network_script
+        if raw is None:
+            return None
+        path = raw.split("?", 1)[0].strip("/")
+        return path
+
+    @property
+    def query(self) -> Mapping[str, str]:
+        """Parameters from the query string of the AGI URL; the first of a repeated name wins."""
+        raw = self.network_script
+        if raw is None or "?" not in raw:
+            return _EMPTY
+        params: dict[str, str] = {}
+        for key, value in parse_qsl(raw.split("?", 1)[1], keep_blank_values=True):
+            params.setdefault(key, value)
+        return MappingProxyType(params)
+
+    def parameters(self) -> Mapping[str, str]:
+        """Merge ``key=value`` AGI arguments with the query string; the query string wins."""
+        merged: dict[str, str] = {}
+        for arg in self.args:
+            match = _ARG_PARAM.fullmatch(arg)
+            if match:
+                merged.setdefault(match.group(1), match.group(2))
+        merged.update(self.query)
+        return MappingProxyType(merged)
+
+    @property
+    def callerid(self) -> str:
+        """``agi_callerid``: the caller number, ``unknown`` or ``anonymous`` when not given."""
+        return self.variables.get("agi_callerid", "")
+
+    @property
+    def uniqueid(self) -> str:
+        """``agi_uniqueid``, the channel's unique id, for logs."""
+        return self.variables.get("agi_uniqueid", "")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One reply from Asterisk to one command.
+
+    ``code`` is the three-digit status (200 success, 100 interim, 503, 510 unknown command,
+    511 not permitted on a dead channel, 520 usage). ``result`` is the text after
+    ``result=`` (kept as text: GET DATA digits may have leading zeros, ``*`` or ``#``), or
+    None when the line has no ``result=``. ``data`` is the text in parentheses after it, if
+    any (``timeout``, a variable's value). ``extra`` holds trailing ``key=value`` pairs such as
+    ``endpos``. ``text`` is the reply as received (every line of a 520 block).
+    """
+
+    code: int
+    result: str | None = None
+    data: str | None = None
+    extra: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    text: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True for a 200 reply."""
+        return self.code == 200
+
+    @property
+    def interim(self) -> bool:
+        """True for ``100 Trying``: the final reply to the same command is still to come."""
+        return self.code == 100
+
+    @property
+    def result_int(self) -> int | None:
+        """``result`` as an integer, or None when it is absent or not a number."""
+        if self.result is None:
+            return None
+        try:
+            return int(self.result)
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class HangupNotice:
+    """Asterisk's unsolicited ``HANGUP`` line: the caller has gone. Replies still follow."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The peer closed its side. ``state`` names where the conversation was; ``unparsed``
+    counts the bytes of an incomplete line that was pending at that moment."""
+
+    state: str
+    unparsed: int = 0
+
+
+Event = AGIRequest | Reply | HangupNotice | ConnectionClosed
