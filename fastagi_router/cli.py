@@ -1,0 +1,313 @@
+"""The ``fastagi-router`` command.
+
+Every command takes ``--config FILE`` and ``--db PATH`` after its name and resolves the
+store the same way: ``--db``, else ``$FASTAGI_ROUTER_DB``, else ``db`` in the configuration
+file, else ``fastagi-router.db`` in the working directory. Exit codes: 0 done, 1 the thing
+asked for was not there (a route to delete, a call that got no answer), 2 bad input or
+configuration, 3 the store failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TextIO
+
+from fastagi_router import __version__
+from fastagi_router.config import Settings, load_settings, parse_hostport
+from fastagi_router.csvio import format_customers, parse_customers
+from fastagi_router.errors import (
+    ConfigError,
+    ConflictError,
+    RouterError,
+    StoreError,
+    ValidationError,
+)
+from fastagi_router.logutil import configure
+from fastagi_router.model import DEFAULT_ACCOUNT, check_account, check_token
+from fastagi_router.phone import NumberParser
+from fastagi_router.store import SQLiteStore
+
+log = logging.getLogger("fastagi_router.cli")
+
+EXIT_OK, EXIT_MISSING, EXIT_INPUT, EXIT_STORE = 0, 1, 2, 3
+_PAGE = 1000
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    parser.add_argument("--db", metavar="PATH", help="SQLite store (default fastagi-router.db)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser for every command."""
+    parser = argparse.ArgumentParser(
+        prog="fastagi-router", description="FastAGI smart-routing server for Asterisk"
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the FastAGI server")
+    _common(serve)
+    serve.add_argument("--agi", metavar="HOST:PORT", help="FastAGI listen address")
+
+    routes = commands.add_parser("routes", help="the sticky-agent table")
+    route_cmds = routes.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rset = route_cmds.add_parser("set", help="route calls from PHONE to AGENT first")
+    rset.add_argument("phone")
+    rset.add_argument("agent")
+    rlist = route_cmds.add_parser("list", help="list routes")
+    rdel = route_cmds.add_parser("delete", help="delete the route of PHONE")
+    rdel.add_argument("phone")
+    for sub in (rset, rlist, rdel):
+        _common(sub)
+        sub.add_argument("--account", default=None, help=f"account (default {DEFAULT_ACCOUNT})")
+
+    customers = commands.add_parser("customers", help="customer records")
+    cust_cmds = customers.add_subparsers(dest="action", required=True, metavar="ACTION")
+    cimport = cust_cmds.add_parser("import", help="import customers from a CSV file")
+    cimport.add_argument("file", help="CSV file ('-' for standard input)")
+    cexport = cust_cmds.add_parser("export", help="write every customer as CSV")
+    cexport.add_argument("--account", default=None, help="only this account")
+    cexport.add_argument("--output", "-o", default="-", help="file ('-' for standard output)")
+    for sub in (cimport, cexport):
+        _common(sub)
+
+    call = commands.add_parser("call", help="play Asterisk: place a test call to a router")
+    _common(call)
+    call.add_argument("number", help="caller number (use 'anonymous' for a withheld one)")
+    call.add_argument(
+        "--dtmf",
+        action="append",
+        default=[],
+        metavar="DIGITS",
+        help="digits typed at a code prompt (repeat for each attempt)",
+    )
+    call.add_argument(
+        "--script",
+        default="route",
+        help="AGI script and query, e.g. 'route?account=CL0000' (default: route)",
+    )
+    call.add_argument("--host", help="router host (default: from agi.listen)")
+    call.add_argument("--port", type=int, help="router port (default: from agi.listen)")
+    call.add_argument("--timeout", type=float, default=30.0, help="give up after (s)")
+
+    check = commands.add_parser("check-config", help="load the configuration and print it")
+    _common(check)
+    return parser
+
+
+def _settings(args: argparse.Namespace, **overrides: str | None) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if getattr(args, "db", None):
+        values["db"] = args.db
+    return load_settings(args.config, overrides=values)
+
+
+def _account(args: argparse.Namespace) -> str:
+    return check_account(args.account or DEFAULT_ACCOUNT)
+
+
+async def _with_store(
+    settings: Settings, work: Callable[[SQLiteStore], Coroutine[Any, Any, int]]
+) -> int:
+    store = await SQLiteStore.open(settings.db)
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the server until SIGINT or SIGTERM."""
+    settings = _settings(args, **{"agi.listen": args.agi})
+    configure(settings.log_level)
+    from fastagi_router.app import Application  # noqa: PLC0415
+
+    async def run() -> int:
+        app = await Application.start(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("fastagi-router %s serving with store %s", __version__, settings.db)
+        await stop.wait()
+        log.info("stopping: no new calls; letting calls in progress finish")
+        await app.stop()
+        return EXIT_OK
+
+    return asyncio.run(run())
+
+
+def cmd_routes(args: argparse.Namespace, out: TextIO) -> int:
+    """``routes set|list|delete``."""
+    settings = _settings(args)
+    account = _account(args)
+    numbers = NumberParser(settings.default_region)
+
+    async def work(store: SQLiteStore) -> int:
+        if args.action == "set":
+            number = numbers.parse(args.phone)
+            route = await store.set_route(
+                account, args.phone.strip(), number.key, check_token(args.agent, "agent")
+            )
+            print(
+                f"{route.account} {route.phone_number} ({route.number_key}) -> {route.agent}",
+                file=out,
+            )
+            return EXIT_OK
+        if args.action == "delete":
+            number = numbers.parse(args.phone)
+            if await store.delete_route(account, number_key=number.key):
+                print(f"deleted {account} {number.key}", file=out)
+                return EXIT_OK
+            print(f"no route for {number.key} in account {account}", file=sys.stderr)
+            return EXIT_MISSING
+        print(
+            f"{'account':<12} {'phone_number':<16} {'key':<16} {'agent':<10} "
+            f"{'origin':<8} updated_at",
+            file=out,
+        )
+        offset = 0
+        while True:
+            page = await store.list_routes(None if args.account is None else account, _PAGE, offset)
+            for r in page.items:
+                print(
+                    f"{r.account:<12} {r.phone_number:<16} {r.number_key:<16} {r.agent:<10} "
+                    f"{r.origin:<8} {r.updated_at}",
+                    file=out,
+                )
+            offset += len(page.items)
+            if not page.items or offset >= page.total:
+                return EXIT_OK
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def cmd_customers(args: argparse.Namespace, out: TextIO) -> int:
+    """``customers import|export``."""
+    settings = _settings(args)
+    if args.action == "import":
+        return _import(settings, args.file, out)
+    account = None if args.account is None else check_account(args.account)
+    with contextlib.ExitStack() as stack:
+        target = out
+        if args.output != "-":
+            target = stack.enter_context(open(args.output, "w", encoding="utf-8", newline=""))
+
+        async def export(store: SQLiteStore) -> int:
+            offset = 0
+            while True:
+                page = await store.list_customers(account, _PAGE, offset)
+                lines = format_customers(page.items)
+                if offset:
+                    next(lines)  # the header, already written
+                target.writelines(lines)
+                offset += len(page.items)
+                if not page.items or offset >= page.total:
+                    return EXIT_OK
+
+        return asyncio.run(_with_store(settings, export))
+
+
+def _import(settings: Settings, path: str, out: TextIO) -> int:
+    numbers = NumberParser(settings.default_region)
+    try:
+        handle = sys.stdin if path == "-" else open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
+    except OSError as exc:
+        raise ValidationError(f"cannot read {path}: {exc.strerror}", field="file") from exc
+    with handle if handle is not sys.stdin else contextlib.nullcontext(handle):
+        try:
+            parsed = parse_customers(handle, numbers)
+        except UnicodeDecodeError as exc:
+            raise ValidationError(f"{path} is not UTF-8 text: {exc.reason}") from exc
+    if parsed.errors:
+        for error in parsed.errors:
+            print(f"{path}:{error.line}: {error.reason}", file=sys.stderr)
+        print(f"nothing imported: {len(parsed.errors)} bad row(s)", file=sys.stderr)
+        return EXIT_INPUT
+
+    async def work(store: SQLiteStore) -> int:
+        try:
+            count = await store.import_customers(parsed.customers)
+        except ConflictError as exc:
+            line = parsed.lines[exc.index] if exc.index is not None else "?"
+            print(f"{path}:{line}: {exc.message}", file=sys.stderr)
+            print("nothing imported", file=sys.stderr)
+            return EXIT_INPUT
+        print(f"imported {count} customer(s)", file=out)
+        return EXIT_OK
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def cmd_call(args: argparse.Namespace, out: TextIO) -> int:
+    """``call``: place one simulated call and print what the router set."""
+    from fastagi_router.simulator import CallSpec, Keypress, place_call  # noqa: PLC0415
+
+    settings = _settings(args)
+    host, port = parse_hostport(settings.agi.listen, "agi.listen")
+    host = args.host or ("127.0.0.1" if host in ("0.0.0.0", "::") else host)  # noqa: S104
+    port = args.port or port
+    spec = CallSpec(callerid=args.number, script=args.script or None, host=host, port=port)
+    presses = [Keypress(digits) for digits in args.dtmf]
+    result = asyncio.run(place_call(host, port, spec, presses, timeout=args.timeout))
+    for line in result.commands:
+        print(f"> {line}", file=out)
+    for name, value in sorted(result.variables.items()):
+        print(f"{name}={value}", file=out)
+    print(
+        f"round trips: {result.round_trips}, {result.elapsed * 1000:.1f} ms, "
+        f"closed by {result.closed_by}",
+        file=out,
+    )
+    if not result.status:
+        print(
+            f"the router set no SMARTROUTING_STATUS (is it running on {host}:{port}?)",
+            file=sys.stderr,
+        )
+        return EXIT_MISSING
+    return EXIT_OK
+
+
+def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
+    """``check-config``: load the configuration and print every setting."""
+    settings = _settings(args)
+    print(settings, file=out)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = build_parser().parse_args(argv)
+    stream = out or sys.stdout
+    try:
+        if args.command == "serve":
+            return cmd_serve(args)
+        handler = {
+            "routes": cmd_routes,
+            "customers": cmd_customers,
+            "call": cmd_call,
+            "check-config": cmd_check_config,
+        }[args.command]
+        return handler(args, stream)
+    except (ConfigError, ValidationError) as exc:
+        field = f" ({exc.field})" if isinstance(exc, ValidationError) and exc.field else ""
+        print(f"fastagi-router: error{field}: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except StoreError as exc:
+        print(f"fastagi-router: store error: {exc}", file=sys.stderr)
+        return EXIT_STORE
+    except RouterError as exc:
+        print(f"fastagi-router: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,317 @@
+"""One frozen settings object: defaults < TOML file < environment < command line.
+
+Every setting has one dotted name, used the same way everywhere::
+
+    deadline_ms                 TOML: deadline_ms = 2000          env: FASTAGI_ROUTER_DEADLINE_MS
+    agi.listen                  TOML: [agi] listen = "..."       env: FASTAGI_ROUTER_AGI_LISTEN
+    prompt.attempts             TOML: [prompt] attempts = 3      env: FASTAGI_ROUTER_PROMPT_ATTEMPTS
+
+A setting that is unknown, of the wrong type or out of range stops start-up with a
+`ConfigError` that names it and where it came from. Lists are TOML arrays, or
+comma-separated in the environment and on the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastagi_router.errors import ConfigError, ValidationError
+from fastagi_router.model import check_token
+
+ENV_PREFIX = "FASTAGI_ROUTER_"
+#: Environment variables with this prefix that are not settings.
+_ENV_NOT_SETTINGS = frozenset({"FASTAGI_ROUTER_CONFIG"})
+DEFAULT_DB = "fastagi-router.db"
+
+
+def parse_hostport(value: str, name: str) -> tuple[str, int]:
+    """Split ``HOST:PORT`` (``[v6]:PORT`` for IPv6). Raises `ConfigError` naming ``name``."""
+    host, sep, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{name} must be HOST:PORT, not {value!r}")
+    return host, int(port)
+
+
+def _positive(name: str, value: int) -> None:
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than 0, not {value}")
+
+
+@dataclass(frozen=True, slots=True)
+class AGISettings:
+    """The FastAGI listener and its limits."""
+
+    listen: str = "127.0.0.1:4573"
+    #: Peers allowed to connect, as CIDR networks; anything else is closed at once.
+    allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    #: Sessions served at once; beyond this a call gets FALLBACK (reason overload) at once.
+    max_sessions: int = 1000
+    #: Listen backlog: connections the kernel queues before accept().
+    backlog: int = 4096
+    #: Time allowed for the whole header block to arrive.
+    header_timeout_ms: int = 2000
+    #: Longest wait for the reply to a command that plays media or collects digits;
+    #: Asterisk bounds these itself, this only catches an Asterisk that went silent.
+    prompt_timeout_ms: int = 60000
+    #: After a deadline or an error, how long to wait for a reply still outstanding.
+    reply_grace_ms: int = 1000
+    max_header_bytes: int = 65536
+
+    def __post_init__(self) -> None:
+        parse_hostport(self.listen, "agi.listen")
+        for cidr in self.allow:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError as exc:
+                raise ConfigError(f"agi.allow: {cidr!r} is not an IP network") from exc
+        for name in ("max_sessions", "backlog", "header_timeout_ms", "prompt_timeout_ms"):
+            _positive(f"agi.{name}", getattr(self, name))
+        if self.max_header_bytes < 1024:
+            raise ConfigError("agi.max_header_bytes must be at least 1024")
+
+    @property
+    def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """``allow`` parsed."""
+        return tuple(ipaddress.ip_network(c, strict=False) for c in self.allow)
+
+
+@dataclass(frozen=True, slots=True)
+class PromptSettings:
+    """How an unrecognised caller is asked for an identification code.
+
+    The default sound files ship with Asterisk's core English sounds; record your own
+    (e.g. ``custom/enter-customer-code``) for production.
+    """
+
+    file: str = "agent-pass"
+    invalid_file: str = "auth-incorrect"
+    max_digits: int = 8
+    timeout_ms: int = 5000
+    attempts: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("file", "invalid_file"):
+            value = getattr(self, name)
+            if not value or any(c.isspace() or c in '"\\' for c in value):
+                raise ConfigError(f"prompt.{name} must be a sound file name without spaces")
+        for name in ("max_digits", "timeout_ms"):
+            _positive(f"prompt.{name}", getattr(self, name))
+        if not 0 <= self.attempts <= 10:
+            raise ConfigError("prompt.attempts must be 0 (never prompt) to 10")
+        if self.max_digits > 32:
+            raise ConfigError("prompt.max_digits must be at most 32")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the router reads at start-up."""
+
+    db: str = DEFAULT_DB
+    #: Region (ISO 3166) for numbers written without a country code.
+    default_region: str = "VN"
+    #: Queues for FALLBACK and UNKNOWN calls, in order (SMARTROUTING_DEST1..4).
+    default_queues: tuple[str, ...] = ("default",)
+    #: Router time allowed per call, prompts excluded.
+    deadline_ms: int = 2000
+    log_level: str = "INFO"
+    agi: AGISettings = field(default_factory=AGISettings)
+    prompt: PromptSettings = field(default_factory=PromptSettings)
+
+    def __post_init__(self) -> None:
+        _positive("deadline_ms", self.deadline_ms)
+        if not 1 <= len(self.default_queues) <= 4:
+            raise ConfigError("default_queues must list 1 to 4 queues")
+        for queue in self.default_queues:
+            try:
+                check_token(queue, "default_queues")
+            except ValidationError as exc:
+                raise ConfigError(str(exc)) from exc
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError("log_level must be DEBUG, INFO, WARNING or ERROR")
+        from fastagi_router.phone import NumberParser  # noqa: PLC0415 (phonenumbers is heavy)
+
+        try:
+            NumberParser(self.default_region)
+        except ValidationError as exc:
+            raise ConfigError(f"default_region: {exc}") from exc
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_section(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def setting_names(cls: type = Settings, prefix: str = "") -> dict[str, Any]:
+    """Return every dotted setting name with its type."""
+    names: dict[str, Any] = {}
+    for name, tp in _hints(cls).items():
+        if _is_section(tp):
+            names.update(setting_names(tp, f"{prefix}{name}."))
+        else:
+            names[prefix + name] = tp
+    return names
+
+
+def env_name(dotted: str) -> str:
+    """Return the environment variable for a dotted setting name."""
+    return ENV_PREFIX + dotted.replace(".", "_").upper()
+
+
+def _from_text(dotted: str, tp: Any, text: str, origin: str) -> Any:
+    """Convert a string (environment, command line) to the type of the setting."""
+    if tp is str or tp == (str | None):
+        return text
+    if tp is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{dotted} ({origin}) must be a whole number, not {text!r}") from None
+    if tp is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{dotted} ({origin}) must be a number, not {text!r}") from None
+    if tp is bool:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{dotted} ({origin}) must be true or false, not {text!r}")
+    if typing.get_origin(tp) is tuple:
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    if typing.get_origin(tp) is dict:
+        pairs: dict[str, str] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, eq, value = part.partition("=")
+            if not eq:
+                raise ConfigError(f"{dotted} ({origin}) takes KEY=VALUE pairs, not {part!r}")
+            pairs[key.strip()] = value.strip()
+        return pairs
+    raise ConfigError(f"{dotted}: unsupported setting type {tp}")  # pragma: no cover
+
+
+def _from_toml(dotted: str, tp: Any, value: Any, origin: str) -> Any:
+    """Check a TOML value against the type of the setting."""
+    wrong = ConfigError(f"{dotted} ({origin}) has the wrong type: {value!r}")
+    if tp is str or tp == (str | None):
+        if not isinstance(value, str):
+            raise wrong
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise wrong
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise wrong
+        return float(value)
+    if typing.get_origin(tp) is tuple:
+        if isinstance(value, str):
+            return _from_text(dotted, tp, value, origin)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise wrong
+        return tuple(value)
+    if typing.get_origin(tp) is dict:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise wrong
+        return dict(value)
+    raise ConfigError(f"{dotted}: unsupported setting type {tp}")  # pragma: no cover
+
+
+def _flatten_toml(data: Mapping[str, Any], known: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in known:
+            flat[key] = _from_toml(key, known[key], value, origin)
+        elif isinstance(value, dict) and any(k.startswith(key + ".") for k in known):
+            for sub, subvalue in _flatten_toml(
+                {f"{key}.{k}": v for k, v in value.items()}, known, origin
+            ).items():
+                flat[sub] = subvalue
+        else:
+            raise ConfigError(f"unknown setting {key!r} in {origin}")
+    return flat
+
+
+def _build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
+    kwargs: dict[str, Any] = {}
+    for name, tp in _hints(cls).items():
+        dotted = prefix + name
+        if _is_section(tp):
+            kwargs[name] = _build(tp, values, dotted + ".")
+        elif dotted in values:
+            kwargs[name] = values[dotted]
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid settings: {exc}") from exc
+
+
+def load_settings(
+    config_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> Settings:
+    """Return the settings from defaults, the TOML file, the environment and ``overrides``.
+
+    ``config_file`` falls back to ``$FASTAGI_ROUTER_CONFIG``. ``overrides`` maps dotted names
+    to strings (command-line flags). Raises `ConfigError` naming the first bad setting.
+    """
+    env = os.environ if environ is None else environ
+    known = setting_names()
+    values: dict[str, Any] = {}
+    path = config_file or env.get("FASTAGI_ROUTER_CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
+        values.update(_flatten_toml(data, known, path))
+    by_env = {env_name(dotted): dotted for dotted in known}
+    for key, text in env.items():
+        if not key.startswith(ENV_PREFIX) or key in _ENV_NOT_SETTINGS:
+            continue
+        dotted = by_env.get(key)
+        if dotted is None:
+            raise ConfigError(f"unknown setting in the environment: {key}")
+        values[dotted] = _from_text(dotted, known[dotted], text, key)
+    for dotted, text in (overrides or {}).items():
+        if dotted not in known:
+            raise ConfigError(f"unknown setting {dotted!r}")
+        values[dotted] = _from_text(dotted, known[dotted], text, "command line")
+    settings: Settings = _build(Settings, values)
+    return settings
+
+
+__all__ = [
+    "DEFAULT_DB",
+    "AGISettings",
+    "PromptSettings",
+    "Settings",
+    "env_name",
+    "load_settings",
+    "parse_hostport",
+    "setting_names",
+]

@@ -1,0 +1,217 @@
+"""`Router`: the routing policy run for every ``route`` call.
+
+1. The caller number from the header block, normalised (no round trip: Asterisk sent it).
+2. One store read gives the sticky agent and the local customer; other sources (the
+   upstream API) are asked only when the store does not know the customer.
+3. Not recognised, or withheld: answer, prompt for a code with GET DATA (attempts, timeout
+   and sound files configurable), look the code up the same way.
+4. Return the SMARTROUTING_* variables; the engine sends them in one round trip.
+
+A recognised caller costs one round trip in all; the prompt path costs the prompts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from fastagi_router.agi import commands
+from fastagi_router.config import Settings
+from fastagi_router.errors import CallEnded, SourceError, StoreError, ValidationError
+from fastagi_router.logutil import sanitize
+from fastagi_router.metrics import Metrics
+from fastagi_router.model import DEFAULT_ACCOUNT, Route, check_account, check_code
+from fastagi_router.phone import CallerNumber, NumberParser
+from fastagi_router.routing.decision import Decision, Status
+from fastagi_router.routing.sources import CustomerSource, Found
+from fastagi_router.server.session import Session
+from fastagi_router.store import Store
+
+log = logging.getLogger("fastagi_router.routing")
+
+
+class Router:
+    """Decides where each call goes. ``route`` is the handler for the ``route`` script."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        numbers: NumberParser,
+        metrics: Metrics,
+        sources: Sequence[CustomerSource] = (),
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.numbers = numbers
+        self.metrics = metrics
+        self.sources = tuple(sources)
+        metrics.describe("calls_total", "counter", "Routed calls by status, reason and source")
+
+    async def route(self, session: Session) -> list[tuple[str, str]]:
+        """Handle one ``route`` call: decide, count, log, and return the variables to set."""
+        decision = await self.decide(session)
+        self.metrics.inc(
+            "calls_total",
+            status=str(decision.status),
+            reason=decision.reason or "none",
+            source=decision.source,
+        )
+        log.info(
+            "[%s] %s -> %s agent=%s dest=%s by=%s source=%s reason=%s",
+            sanitize(session.uniqueid),
+            sanitize(session.request.callerid),
+            decision.status,
+            decision.agent or "-",
+            ",".join(d for d in decision.destinations if d) or "-",
+            decision.identified_by,
+            decision.source,
+            decision.reason or "-",
+        )
+        return decision.variables()
+
+    def fallback(self, session: Session, reason: str) -> list[tuple[str, str]]:
+        """The variables for a call the router could not decide (see `Decision.fallback`)."""
+        self.metrics.inc("calls_total", status="FALLBACK", reason=reason, source="none")
+        number = self.numbers.caller(session.request.callerid)
+        return Decision.fallback(reason, self.settings.default_queues, _shown(number)).variables()
+
+    async def decide(self, session: Session) -> Decision:
+        """Return the decision for one call. Raises `CallEnded` when the caller hangs up."""
+        account = session.params.get("account") or DEFAULT_ACCOUNT
+        number = self.numbers.caller(session.request.callerid)
+        shown = _shown(number)
+        try:
+            check_account(account)
+        except ValidationError:
+            log.warning(
+                "[%s] invalid account %r in the AGI URL",
+                sanitize(session.uniqueid),
+                sanitize(account),
+            )
+            return Decision.fallback("bad_request", self.settings.default_queues, shown)
+        try:
+            if number is not None:
+                decision = await self._by_number(account, number, shown)
+                if decision is not None:
+                    return decision
+            return await self._by_code(session, account, shown)
+        except StoreError as exc:
+            log.error("[%s] store unavailable: %s", sanitize(session.uniqueid), exc)
+            return Decision.fallback("store_error", self.settings.default_queues, shown)
+        except SourceError as exc:
+            log.warning("[%s] customer source failed: %s", sanitize(session.uniqueid), exc)
+            return Decision.fallback(exc.reason, self.settings.default_queues, shown)
+
+    async def _by_number(self, account: str, number: CallerNumber, shown: str) -> Decision | None:
+        match = await self.store.lookup_number(account, number.key)
+        found = Found(match.customer, "local") if match.customer is not None else None
+        failure: SourceError | None = None
+        if found is None:
+            try:
+                found = await self._ask_sources(account, number=number)
+            except SourceError as exc:
+                if match.route is None:
+                    raise
+                failure = exc
+        if match.route is not None:
+            return self._agent(match.route, found, shown, failure.reason if failure else "")
+        if found is not None:
+            return self._customer(found, shown, "number")
+        return None
+
+    async def _ask_sources(
+        self, account: str, *, number: CallerNumber | None = None, code: str | None = None
+    ) -> Found | None:
+        for source in self.sources:
+            found = (
+                await source.by_number(account, number)
+                if number is not None
+                else await source.by_code(account, code or "")
+            )
+            if found is not None:
+                return found
+        return None
+
+    async def _find_code(self, account: str, code: str) -> Found | None:
+        customer = await self.store.lookup_code(account, code)
+        if customer is not None:
+            return Found(customer, "local")
+        return await self._ask_sources(account, code=code)
+
+    async def _by_code(self, session: Session, account: str, shown: str) -> Decision:
+        prompt = self.settings.prompt
+        typed = False
+        if prompt.attempts > 0:
+            reply = await session.command(commands.answer())
+            if reply.result_int == -1:
+                raise CallEnded("the channel could not be answered")
+        for attempt in range(prompt.attempts):
+            if attempt:
+                reply = await session.command(commands.stream_file(prompt.invalid_file))
+                if reply.result_int == -1:
+                    raise CallEnded("the caller hung up during the prompt")
+            reply = await session.command(
+                commands.get_data(prompt.file, prompt.timeout_ms, prompt.max_digits)
+            )
+            if reply.result == "-1":
+                raise CallEnded("the caller hung up during the prompt")
+            digits = (reply.result or "").strip()
+            if not digits:
+                continue
+            typed = True
+            try:
+                check_code(digits)
+            except ValidationError:
+                continue
+            found = await self._find_code(account, digits)
+            if found is not None:
+                self.metrics.inc("codes_total", outcome="accepted")
+                return self._customer(found, shown, "code")
+            self.metrics.inc("codes_total", outcome="rejected")
+        return Decision(
+            Status.UNKNOWN,
+            destinations=self.settings.default_queues,
+            number=shown,
+            reason="no_match" if typed else "no_code",
+        )
+
+    def _destinations(self, found: Found | None) -> tuple[str, ...]:
+        if found is not None and any(found.customer.destinations):
+            return found.customer.destinations
+        return self.settings.default_queues
+
+    def _agent(self, route: Route, found: Found | None, shown: str, reason: str) -> Decision:
+        customer = found.customer if found is not None else None
+        return Decision(
+            Status.AGENT,
+            agent=route.agent,
+            destinations=self._destinations(found),
+            vip=customer.vip if customer else False,
+            oncall=customer.oncall if customer else False,
+            customer=customer.customer_id if customer else "",
+            number=shown,
+            identified_by="number",
+            source=found.source if found is not None else "local",
+            reason=reason,
+        )
+
+    def _customer(self, found: Found, shown: str, identified_by: str) -> Decision:
+        customer = found.customer
+        return Decision(
+            Status.CUSTOMER,
+            destinations=self._destinations(found),
+            vip=customer.vip,
+            oncall=customer.oncall,
+            customer=customer.customer_id,
+            number=shown,
+            identified_by=identified_by,
+            source=found.source,
+        )
+
+
+def _shown(number: CallerNumber | None) -> str:
+    """SMARTROUTING_NUMBER: E.164 when the number parses, else the digits received."""
+    if number is None:
+        return ""
+    return number.e164 or number.key

@@ -1,0 +1,404 @@
+"""`AGIServer`: the asyncio engine around the sans-IO protocol.
+
+The engine owns everything that is about connections, not about routing: the allowlist,
+the session limit, the header timeout, the per-call deadline, dispatch on the script name,
+and the guarantee that every call that is still there when the handler is done -- or
+failed, or ran out of time, or was never started because of overload -- gets an answer
+before the socket closes. What the answer says is the policy's business: handlers return
+the variables to set, and ``fallback(session, reason)`` gives the variables for a failure.
+
+Asterisk records a silent close as AGISTATUS=SUCCESS, so the only sessions that end without
+an answer are those where the caller hung up, the peer closed first, the peer was refused,
+or the peer never sent a complete header block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+
+from fastagi_router.agi import (
+    NEED_DATA,
+    AGIConnection,
+    AGIRequest,
+    Command,
+    ConnectionClosed,
+    HangupNotice,
+    Reply,
+    State,
+)
+from fastagi_router.config import Settings, parse_hostport
+from fastagi_router.errors import CallEnded, ProtocolError, RemoteProtocolError
+from fastagi_router.logutil import sanitize
+from fastagi_router.metrics import Metrics
+from fastagi_router.server.session import Deadline, Session
+
+log = logging.getLogger("fastagi_router.server")
+
+Variables = list[tuple[str, str]]
+Handler = Callable[[Session], Awaitable[Variables]]
+Fallback = Callable[[Session, str], Variables]
+
+#: Sessions over the limit still get a FALLBACK answer, up to this many times the limit;
+#: past that they are closed at once (the dialplan then reads an empty status).
+_OVERLOAD_FACTOR = 2
+
+
+class _AGIProtocol(asyncio.Protocol):
+    """One FastAGI connection: feeds bytes to `AGIConnection`, runs the call as a task."""
+
+    def __init__(self, server: AGIServer) -> None:
+        self._server = server
+        self._conn = AGIConnection(max_header_bytes=server.settings.agi.max_header_bytes)
+        self._transport: asyncio.Transport | None = None
+        self._waiter: asyncio.Future[Reply] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._overloaded = False
+        self._counted = False
+        self._ended_by_peer = False
+        self.hung_up = False
+        self.peer = "?"
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        server = self._server
+        peername = transport.get_extra_info("peername")
+        host = peername[0] if isinstance(peername, tuple) else ""
+        self.peer = host
+        if not server.allowed(host):
+            server.metrics.inc("refused_total")
+            log.warning("refused FastAGI connection from %s (not in agi.allow)", sanitize(host))
+            transport.abort()
+            return
+        if server.active >= server.settings.agi.max_sessions:
+            if server.overloaded >= server.settings.agi.max_sessions * _OVERLOAD_FACTOR:
+                server.metrics.inc("sessions_total", outcome="shed")
+                transport.abort()
+                return
+            self._overloaded = True
+            server.overloaded += 1
+        else:
+            server.active += 1
+        self._counted = True
+        server.connections.add(self)
+        with contextlib.suppress(OSError):
+            transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        loop = asyncio.get_running_loop()
+        self._header_timer = loop.call_later(
+            server.settings.agi.header_timeout_ms / 1000, self._header_timeout
+        )
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._conn.receive_data(data)
+        except ProtocolError:
+            return
+        self._pump()
+
+    def eof_received(self) -> bool:
+        self._conn.receive_data(b"")
+        self._pump()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+        if self._conn.state is not State.CLOSED:
+            self._conn.receive_data(b"")
+            self._pump()
+        self._peer_gone()
+        if self._counted:
+            self._counted = False
+            if self._overloaded:
+                self._server.overloaded -= 1
+            else:
+                self._server.active -= 1
+            self._server.connections.discard(self)
+            if not self._server.connections:
+                self._server.idle.set()
+
+    # -- events ----------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        while True:
+            try:
+                event = self._conn.next_event()
+            except RemoteProtocolError as exc:
+                self._protocol_error(exc)
+                return
+            if event is NEED_DATA:
+                return
+            if isinstance(event, Reply):
+                if not event.interim and self._waiter is not None and not self._waiter.done():
+                    self._waiter.set_result(event)
+            elif isinstance(event, AGIRequest):
+                self._start(event)
+            elif isinstance(event, HangupNotice):
+                self._hangup()
+            elif isinstance(event, ConnectionClosed):
+                self._peer_gone()
+                if event.state == State.HEADERS.value:
+                    self._close()
+                return
+
+    def _start(self, request: AGIRequest) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        self._task = asyncio.get_running_loop().create_task(self._run(request))
+
+    def _hangup(self) -> None:
+        self.hung_up = True
+        # Nothing in flight: the handler is thinking; stop it now. Otherwise the reply that
+        # is coming is read first and the handler learns of the hang-up from `command`.
+        if self._waiter is None and self._task is not None and not self._task.done():
+            self._ended_by_peer = True
+            self._task.cancel()
+
+    def _peer_gone(self) -> None:
+        self.hung_up = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(CallEnded("Asterisk closed the session"))
+        elif self._task is not None and not self._task.done():
+            self._ended_by_peer = True
+            self._task.cancel()
+
+    def _protocol_error(self, exc: RemoteProtocolError) -> None:
+        self._server.metrics.inc("protocol_errors_total")
+        log.warning("FastAGI protocol error from %s: %s", sanitize(self.peer), sanitize(exc))
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(exc)
+        elif self._task is None:
+            self._close()
+
+    def _header_timeout(self) -> None:
+        self._header_timer = None
+        if self._conn.request is None:
+            self._server.metrics.inc("sessions_total", outcome="header_timeout")
+            log.info(
+                "closing FastAGI connection from %s: no header block in time", sanitize(self.peer)
+            )
+            self._close()
+
+    def _close(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()
+
+    # -- the Channel interface used by Session ---------------------------------------------
+
+    async def exchange(self, command: Command, timeout: float | None) -> Reply:
+        assert self._transport is not None
+        if self._transport.is_closing() or self._conn.state in (State.CLOSED, State.ERROR):
+            raise CallEnded("the session is closed")
+        data = self._conn.send(command)
+        waiter: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        self._transport.write(data)
+        try:
+            if timeout is None:
+                return await waiter
+            try:
+                async with asyncio.timeout(timeout):
+                    return await waiter
+            except TimeoutError:
+                self._server.metrics.inc("prompt_overruns_total")
+                raise CallEnded(
+                    f"no reply to {command.verb} within {timeout:g} s; Asterisk is not answering"
+                ) from None
+        finally:
+            self._waiter = None
+
+    async def _await_outstanding(self, grace: float) -> bool:
+        """Wait for the reply to a command still in flight; False if none came in time."""
+        if self._conn.state not in (State.AWAITING, State.USAGE):
+            return True
+        waiter: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        try:
+            async with asyncio.timeout(grace):
+                await waiter
+        except (TimeoutError, CallEnded, RemoteProtocolError):
+            return False
+        finally:
+            self._waiter = None
+        return True
+
+    # -- the call --------------------------------------------------------------------------
+
+    async def _run(self, request: AGIRequest) -> None:
+        server = self._server
+        session = Session(
+            self, request, prompt_timeout=server.settings.agi.prompt_timeout_ms / 1000
+        )
+        outcome = "answered"
+        try:
+            variables = await self._decide(session)
+            if variables is None:
+                outcome = "hangup"
+                return
+            if not await self._await_outstanding(server.settings.agi.reply_grace_ms / 1000):
+                outcome = "no_reply"
+                return
+            async with asyncio.timeout(server.settings.agi.reply_grace_ms / 1000 * 2):
+                await session.set_variables(variables)
+        except CallEnded:
+            outcome = "hangup"
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._ended_by_peer or task is None:
+                raise
+            task.uncancel()
+            outcome = "hangup"
+        except (TimeoutError, ProtocolError) as exc:
+            outcome = "no_reply" if isinstance(exc, TimeoutError) else "protocol_error"
+            log.warning(
+                "[%s] could not deliver the answer: %s",
+                sanitize(session.uniqueid),
+                sanitize(exc) or type(exc).__name__,
+            )
+        finally:
+            server.metrics.inc("sessions_total", outcome=outcome)
+            server.metrics.inc("round_trips_total", session.round_trips)
+            self._close()
+
+    async def _decide(self, session: Session) -> Variables | None:
+        """Run the handler under the deadline; return the variables, or None on hang-up."""
+        server = self._server
+        script = session.request.script or server.default_script
+        handler = server.handlers.get(script)
+        reason: str
+        if self._overloaded:
+            reason = "overload"
+        elif handler is None:
+            log.warning(
+                "[%s] unknown FastAGI script %r", sanitize(session.uniqueid), sanitize(script)
+            )
+            reason = "unknown_script"
+        else:
+            deadline = Deadline(server.settings.deadline_ms / 1000)
+            try:
+                async with deadline:
+                    session.deadline = deadline
+                    return await handler(session)
+            except CallEnded:
+                return None
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if self._ended_by_peer and task is not None:
+                    task.uncancel()
+                    return None
+                raise
+            except TimeoutError:
+                if not deadline.expired():
+                    log.exception("[%s] handler failed", sanitize(session.uniqueid))
+                    reason = "error"
+                else:
+                    log.warning(
+                        "[%s] deadline of %d ms expired",
+                        sanitize(session.uniqueid),
+                        server.settings.deadline_ms,
+                    )
+                    reason = "timeout"
+            except Exception:
+                log.exception("[%s] handler failed", sanitize(session.uniqueid))
+                reason = "error"
+        if session.hung_up:
+            return None
+        server.metrics.inc("fallbacks_total", reason=reason)
+        return server.fallback(session, reason)
+
+
+class AGIServer:
+    """Accepts FastAGI connections and runs one handler per call.
+
+    ``handlers`` maps script names (the path of ``agi://host/route?...``) to handlers; a
+    request without a script runs ``default_script``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        handlers: Mapping[str, Handler],
+        fallback: Fallback,
+        metrics: Metrics,
+        *,
+        default_script: str = "route",
+    ) -> None:
+        self.settings = settings
+        self.handlers = dict(handlers)
+        self.fallback = fallback
+        self.metrics = metrics
+        self.default_script = default_script
+        self.active = 0
+        self.overloaded = 0
+        self.connections: set[_AGIProtocol] = set()
+        self.idle = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._networks = settings.agi.networks
+        metrics.gauge("sessions_active", lambda: float(self.active), "FastAGI sessions in progress")
+        metrics.describe("sessions_total", "counter", "FastAGI sessions by how they ended")
+        metrics.describe("fallbacks_total", "counter", "Calls answered FALLBACK, by reason")
+
+    def allowed(self, host: str) -> bool:
+        """True when ``host`` is inside one of the allowed networks."""
+        try:
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self._networks)
+
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Start listening on ``agi.listen`` (or on ``sock`` when given)."""
+        loop = asyncio.get_running_loop()
+        backlog = self.settings.agi.backlog
+        if sock is not None:
+            self._server = await loop.create_server(
+                lambda: _AGIProtocol(self), sock=sock, backlog=backlog
+            )
+        else:
+            host, port = parse_hostport(self.settings.agi.listen, "agi.listen")
+            self._server = await loop.create_server(
+                lambda: _AGIProtocol(self), host, port, backlog=backlog, reuse_address=True
+            )
+        log.info("FastAGI listening on %s", ", ".join(self.addresses()))
+
+    def addresses(self) -> list[str]:
+        """Return the ``host:port`` addresses actually bound."""
+        if self._server is None:
+            return []
+        return [f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in self._server.sockets]
+
+    @property
+    def port(self) -> int:
+        """The first bound port (useful when listening on port 0)."""
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, let calls in progress finish (up to ``grace`` seconds), then close."""
+        if self._server is not None:
+            self._server.close()
+        if grace is None:
+            grace = self.settings.deadline_ms / 1000 + self.settings.agi.reply_grace_ms / 1000 * 3
+        if self.connections:
+            self.idle.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    while self.connections:
+                        await self.idle.wait()
+                        self.idle.clear()
+        for connection in list(self.connections):
+            connection._close()
+        if self._server is not None:
+            await self._server.wait_closed()

@@ -1,0 +1,77 @@
+"""The SQLite schema, as an ordered list of migrations.
+
+``PRAGMA user_version`` records the last migration applied. Migrations only ever append:
+a released migration is never edited, a change is a new entry. Each runs in one transaction,
+so a failed upgrade leaves the file as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step: ``version`` is the user_version after it runs."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "routes and customers",
+        (
+            """
+            CREATE TABLE routes (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                account TEXT NOT NULL,
+                phone_number TEXT NOT NULL,
+                number_key TEXT NOT NULL,
+                agent TEXT NOT NULL,
+                description TEXT NOT NULL DEFAULT '',
+                origin TEXT NOT NULL DEFAULT 'manual' CHECK (origin IN ('manual', 'learned')),
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                last_seen_at TEXT,
+                UNIQUE (number_key, account)
+            )
+            """,
+            "CREATE INDEX routes_account ON routes (account, id)",
+            """
+            CREATE TABLE customers (
+                account TEXT NOT NULL,
+                customer_id TEXT NOT NULL,
+                name TEXT NOT NULL DEFAULT '',
+                code TEXT,
+                destination1 TEXT NOT NULL DEFAULT '',
+                destination2 TEXT NOT NULL DEFAULT '',
+                destination3 TEXT NOT NULL DEFAULT '',
+                destination4 TEXT NOT NULL DEFAULT '',
+                vip INTEGER NOT NULL DEFAULT 0,
+                oncall INTEGER NOT NULL DEFAULT 0,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                PRIMARY KEY (account, customer_id)
+            ) WITHOUT ROWID
+            """,
+            "CREATE UNIQUE INDEX customers_code ON customers (code, account) "
+            "WHERE code IS NOT NULL",
+            """
+            CREATE TABLE customer_numbers (
+                number_key TEXT NOT NULL,
+                account TEXT NOT NULL,
+                customer_id TEXT NOT NULL,
+                PRIMARY KEY (number_key, account),
+                FOREIGN KEY (account, customer_id) REFERENCES customers (account, customer_id)
+                    ON DELETE CASCADE
+            ) WITHOUT ROWID
+            """,
+            "CREATE INDEX customer_numbers_owner ON customer_numbers (account, customer_id)",
+        ),
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version

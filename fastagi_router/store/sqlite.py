@@ -1,0 +1,445 @@
+"""`SQLiteStore`: the embedded store, one SQLite file in WAL mode, through aiosqlite.
+
+Two connections: one for reads (routing, listings) and one for writes, so a long import
+never makes a call wait behind it (WAL readers do not block on the writer) and a read never
+sees a write half done. Writes are serialised by a lock and run in ``BEGIN IMMEDIATE``
+transactions; ``synchronous=NORMAL`` in WAL mode keeps every committed write across a crash
+of the process (not across a power cut of the host; see docs).
+
+Several processes (``serve`` and the CLI) can use the same file at once; a change committed
+by one is seen by the next read of the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
+
+import aiosqlite
+
+from fastagi_router.errors import ConflictError, StoreError
+from fastagi_router.model import DEFAULT_ACCOUNT, Customer, NumberMatch, Route
+from fastagi_router.store.base import Page
+from fastagi_router.store.schema import LATEST_VERSION, MIGRATIONS
+
+_ROUTE_COLUMNS = (
+    "id, account, phone_number, number_key, agent, description, origin, "
+    "created_at, updated_at, last_seen_at"
+)
+_CUSTOMER_COLUMNS = (
+    "c.account, c.customer_id, c.name, c.code, c.destination1, c.destination2, "
+    "c.destination3, c.destination4, c.vip, c.oncall, "
+    "(SELECT group_concat(number_key, ';') FROM customer_numbers AS n "
+    " WHERE n.account = c.account AND n.customer_id = c.customer_id) AS numbers"
+)
+# One read answers a call: the route and the customer of a number, each preferring the
+# call's account over `default`.
+_LOOKUP_NUMBER = f"""
+SELECT r.*, cu.* FROM (SELECT 1)
+LEFT JOIN (
+    SELECT {_ROUTE_COLUMNS} FROM routes
+    WHERE number_key = :key AND account IN (:account, '{DEFAULT_ACCOUNT}')
+    ORDER BY account = '{DEFAULT_ACCOUNT}' LIMIT 1
+) AS r ON 1
+LEFT JOIN (
+    SELECT {_CUSTOMER_COLUMNS} FROM customer_numbers AS m
+    JOIN customers AS c ON c.account = m.account AND c.customer_id = m.customer_id
+    WHERE m.number_key = :key AND m.account IN (:account, '{DEFAULT_ACCOUNT}')
+    ORDER BY m.account = '{DEFAULT_ACCOUNT}' LIMIT 1
+) AS cu ON 1
+"""  # noqa: S608 (constants only; values are bound parameters)
+_LOOKUP_CODE = f"""
+SELECT {_CUSTOMER_COLUMNS} FROM customers AS c
+WHERE c.code = :code AND c.account IN (:account, '{DEFAULT_ACCOUNT}')
+ORDER BY c.account = '{DEFAULT_ACCOUNT}' LIMIT 1
+"""  # noqa: S608
+_ROUTE_WIDTH = 10
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+
+
+def _route(row: Sequence[Any]) -> Route:
+    return Route(
+        id=row[0],
+        account=row[1],
+        phone_number=row[2],
+        number_key=row[3],
+        agent=row[4],
+        description=row[5],
+        origin=row[6],
+        created_at=row[7],
+        updated_at=row[8],
+        last_seen_at=row[9],
+    )
+
+
+def _customer(row: Sequence[Any]) -> Customer:
+    return Customer(
+        account=row[0],
+        customer_id=row[1],
+        name=row[2],
+        code=row[3],
+        destinations=(row[4], row[5], row[6], row[7]),
+        vip=bool(row[8]),
+        oncall=bool(row[9]),
+        phone_numbers=tuple(sorted(row[10].split(";"))) if row[10] else (),
+    )
+
+
+@contextlib.contextmanager
+def _translated(action: str) -> Any:
+    """Turn sqlite3's errors into `StoreError`, naming what was being done."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"store: {action} failed: {exc}") from exc
+    except ValueError as exc:  # aiosqlite: "no active connection"
+        raise StoreError(f"store: {action} failed: {exc}") from exc
+
+
+class SQLiteStore:
+    """The `Store` on one SQLite file. Create it with `SQLiteStore.open`."""
+
+    def __init__(self, path: str, reader: aiosqlite.Connection, writer: aiosqlite.Connection):
+        self.path = path
+        self._reader = reader
+        self._writer = writer
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str, *, busy_timeout_ms: int = 5000) -> SQLiteStore:
+        """Open (creating if needed) and migrate the store at ``path``.
+
+        Raises `StoreError` when the file cannot be opened, is not a database, or was written
+        by a newer version of the router.
+        """
+        with _translated(f"opening {path}"):
+            writer = await aiosqlite.connect(path, isolation_level=None)
+            try:
+                await _configure(writer, busy_timeout_ms)
+                await writer.execute("PRAGMA journal_mode = WAL")
+                await _migrate(writer, path)
+                reader = await aiosqlite.connect(path, isolation_level=None)
+                await _configure(reader, busy_timeout_ms)
+            except BaseException:
+                await writer.close()
+                raise
+        return cls(path, reader, writer)
+
+    async def close(self) -> None:
+        """Close both connections."""
+        for conn in (self._reader, self._writer):
+            with contextlib.suppress(sqlite3.Error, ValueError):
+                await conn.close()
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self, action: str) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write_lock:
+            with _translated(action):
+                await self._writer.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._writer
+                except BaseException:
+                    await self._writer.execute("ROLLBACK")
+                    raise
+                await self._writer.execute("COMMIT")
+
+    async def _read(self, action: str, sql: str, params: Any = ()) -> Iterable[sqlite3.Row]:
+        with _translated(action):
+            return await self._reader.execute_fetchall(sql, params)
+
+    # -- routing reads ---------------------------------------------------------------------
+
+    async def lookup_number(self, account: str, number_key: str) -> NumberMatch:
+        """See `Store.lookup_number`."""
+        rows = list(
+            await self._read(
+                "number lookup", _LOOKUP_NUMBER, {"key": number_key, "account": account}
+            )
+        )
+        row = rows[0]
+        route = _route(row[:_ROUTE_WIDTH]) if row[0] is not None else None
+        customer = _customer(row[_ROUTE_WIDTH:]) if row[_ROUTE_WIDTH] is not None else None
+        return NumberMatch(route=route, customer=customer)
+
+    async def lookup_code(self, account: str, code: str) -> Customer | None:
+        """See `Store.lookup_code`."""
+        rows = list(
+            await self._read("code lookup", _LOOKUP_CODE, {"code": code, "account": account})
+        )
+        return _customer(rows[0]) if rows else None
+
+    # -- routes ----------------------------------------------------------------------------
+
+    async def set_route(
+        self,
+        account: str,
+        phone_number: str,
+        number_key: str,
+        agent: str,
+        *,
+        description: str | None = None,
+        origin: str = "manual",
+    ) -> Route:
+        """See `Store.set_route`. ``description`` None keeps the stored one (or the agent)."""
+        now = _now()
+        async with self._transaction("saving a route") as db:
+            await db.execute(
+                """
+                INSERT INTO routes (account, phone_number, number_key, agent, description,
+                                    origin, created_at, updated_at, last_seen_at)
+                VALUES (:account, :phone, :key, :agent, coalesce(:description, :agent),
+                        :origin, :now, :now, CASE WHEN :origin = 'learned' THEN :now END)
+                ON CONFLICT (number_key, account) DO UPDATE SET
+                    phone_number = excluded.phone_number,
+                    agent = excluded.agent,
+                    description = coalesce(:description, excluded.description),
+                    origin = excluded.origin,
+                    updated_at = excluded.updated_at,
+                    last_seen_at = coalesce(excluded.last_seen_at, routes.last_seen_at)
+                """,
+                {
+                    "account": account,
+                    "phone": phone_number,
+                    "key": number_key,
+                    "agent": agent,
+                    "description": description,
+                    "origin": origin,
+                    "now": now,
+                },
+            )
+            rows = list(
+                await db.execute_fetchall(
+                    f"SELECT {_ROUTE_COLUMNS} FROM routes WHERE number_key = ? AND account = ?",  # noqa: S608
+                    (number_key, account),
+                )
+            )
+        return _route(rows[0])
+
+    @staticmethod
+    def _route_where(number_key: str | None, route_id: int | None) -> tuple[str, Any]:
+        if (number_key is None) == (route_id is None):
+            raise ValueError("give exactly one of number_key and route_id")
+        if route_id is not None:
+            return "id = ?", route_id
+        return "number_key = ?", number_key
+
+    async def get_route(
+        self, account: str, *, number_key: str | None = None, route_id: int | None = None
+    ) -> Route | None:
+        """See `Store.get_route`."""
+        where, value = self._route_where(number_key, route_id)
+        rows = list(
+            await self._read(
+                "reading a route",
+                f"SELECT {_ROUTE_COLUMNS} FROM routes WHERE {where} AND account = ?",  # noqa: S608
+                (value, account),
+            )
+        )
+        return _route(rows[0]) if rows else None
+
+    async def delete_route(
+        self, account: str, *, number_key: str | None = None, route_id: int | None = None
+    ) -> bool:
+        """See `Store.delete_route`."""
+        where, value = self._route_where(number_key, route_id)
+        async with self._transaction("deleting a route") as db:
+            cursor = await db.execute(
+                f"DELETE FROM routes WHERE {where} AND account = ?",  # noqa: S608
+                (value, account),
+            )
+            return cursor.rowcount > 0
+
+    async def list_routes(self, account: str | None, limit: int, offset: int) -> Page[Route]:
+        """See `Store.list_routes`."""
+        where, params = ("WHERE account = ?", (account,)) if account is not None else ("", ())
+        rows = await self._read(
+            "listing routes",
+            f"SELECT {_ROUTE_COLUMNS} FROM routes {where} ORDER BY id LIMIT ? OFFSET ?",  # noqa: S608
+            (*params, limit, offset),
+        )
+        total = list(
+            await self._read("counting routes", f"SELECT count(*) FROM routes {where}", params)  # noqa: S608
+        )
+        return Page(items=[_route(r) for r in rows], total=total[0][0])
+
+    # -- customers -------------------------------------------------------------------------
+
+    async def upsert_customer(self, customer: Customer) -> Customer:
+        """See `Store.upsert_customer`."""
+        await self.import_customers([customer])
+        stored = await self.get_customer(customer.account, customer.customer_id)
+        assert stored is not None
+        return stored
+
+    async def get_customer(self, account: str, customer_id: str) -> Customer | None:
+        """See `Store.get_customer`."""
+        rows = list(
+            await self._read(
+                "reading a customer",
+                f"SELECT {_CUSTOMER_COLUMNS} FROM customers AS c "  # noqa: S608
+                "WHERE c.account = ? AND c.customer_id = ?",
+                (account, customer_id),
+            )
+        )
+        return _customer(rows[0]) if rows else None
+
+    async def delete_customer(self, account: str, customer_id: str) -> bool:
+        """See `Store.delete_customer`."""
+        async with self._transaction("deleting a customer") as db:
+            cursor = await db.execute(
+                "DELETE FROM customers WHERE account = ? AND customer_id = ?",
+                (account, customer_id),
+            )
+            return cursor.rowcount > 0
+
+    async def list_customers(self, account: str | None, limit: int, offset: int) -> Page[Customer]:
+        """See `Store.list_customers`."""
+        where, params = ("WHERE c.account = ?", (account,)) if account is not None else ("", ())
+        rows = await self._read(
+            "listing customers",
+            f"SELECT {_CUSTOMER_COLUMNS} FROM customers AS c {where} "  # noqa: S608
+            "ORDER BY c.account, c.customer_id LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        total = list(
+            await self._read(
+                "counting customers",
+                f"SELECT count(*) FROM customers AS c {where}",  # noqa: S608
+                params,
+            )
+        )
+        return Page(items=[_customer(r) for r in rows], total=total[0][0])
+
+    async def import_customers(self, customers: Sequence[Customer]) -> int:
+        """See `Store.import_customers`. Raises `ConflictError` with the index of the first
+        customer whose number or code belongs to another customer of its account."""
+        if not customers:
+            return 0
+        try:
+            async with self._transaction("importing customers") as db:
+                await _write_customers(db, customers)
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, sqlite3.IntegrityError):
+                raise
+            raise await self._find_conflict(customers) from exc
+        return len(customers)
+
+    async def _find_conflict(self, customers: Sequence[Customer]) -> ConflictError:
+        """Replay a failed import one customer at a time, then roll it all back, to name the
+        first customer that conflicts."""
+        async with self._write_lock:
+            with _translated("diagnosing an import"):
+                db = self._writer
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    for index, customer in enumerate(customers):
+                        try:
+                            await _write_customers(db, [customer])
+                        except sqlite3.IntegrityError:
+                            field, message = await _describe_conflict(db, customer)
+                            return ConflictError(message, field=field, index=index)
+                finally:
+                    await db.execute("ROLLBACK")
+        return ConflictError("a phone number or code belongs to two customers")
+
+    async def data_version(self) -> int:
+        """See `Store.data_version` (SQLite's ``PRAGMA data_version`` on the read connection)."""
+        rows = list(await self._read("reading data_version", "PRAGMA data_version"))
+        return int(rows[0][0])
+
+    async def ping(self) -> None:
+        """See `Store.ping`."""
+        await self._read("ping", "SELECT count(*) FROM sqlite_master")
+
+
+async def _configure(conn: aiosqlite.Connection, busy_timeout_ms: int) -> None:
+    await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    await conn.execute("PRAGMA foreign_keys = ON")
+    await conn.execute("PRAGMA synchronous = NORMAL")
+
+
+async def _migrate(conn: aiosqlite.Connection, path: str) -> None:
+    rows = list(await conn.execute_fetchall("PRAGMA user_version"))
+    current = int(rows[0][0])
+    if current > LATEST_VERSION:
+        raise StoreError(
+            f"{path} has schema version {current}, newer than this router knows "
+            f"({LATEST_VERSION}); upgrade fastagi-router"
+        )
+    for migration in MIGRATIONS:
+        if migration.version <= current:
+            continue
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in migration.statements:
+                await conn.execute(statement)
+            await conn.execute(f"PRAGMA user_version = {migration.version}")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
+
+
+async def _write_customers(db: aiosqlite.Connection, customers: Sequence[Customer]) -> None:
+    now = _now()
+    await db.executemany(
+        """
+        INSERT INTO customers (account, customer_id, name, code, destination1, destination2,
+                               destination3, destination4, vip, oncall, created_at, updated_at)
+        VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (account, customer_id) DO UPDATE SET
+            name = excluded.name, code = NULL,
+            destination1 = excluded.destination1, destination2 = excluded.destination2,
+            destination3 = excluded.destination3, destination4 = excluded.destination4,
+            vip = excluded.vip, oncall = excluded.oncall, updated_at = excluded.updated_at
+        """,
+        [
+            (c.account, c.customer_id, c.name, *c.destinations, int(c.vip), int(c.oncall), now, now)
+            for c in customers
+        ],
+    )
+    # Codes and numbers are released first and claimed after, so that customers of one
+    # batch may swap them.
+    await db.executemany(
+        "DELETE FROM customer_numbers WHERE account = ? AND customer_id = ?",
+        [(c.account, c.customer_id) for c in customers],
+    )
+    await db.executemany(
+        "UPDATE customers SET code = ? WHERE account = ? AND customer_id = ?",
+        [(c.code, c.account, c.customer_id) for c in customers if c.code is not None],
+    )
+    await db.executemany(
+        "INSERT INTO customer_numbers (number_key, account, customer_id) VALUES (?, ?, ?)",
+        [(key, c.account, c.customer_id) for c in customers for key in c.phone_numbers],
+    )
+
+
+async def _describe_conflict(db: aiosqlite.Connection, customer: Customer) -> tuple[str, str]:
+    for key in customer.phone_numbers:
+        rows = list(
+            await db.execute_fetchall(
+                "SELECT customer_id FROM customer_numbers WHERE number_key = ? AND account = ? "
+                "AND customer_id != ?",
+                (key, customer.account, customer.customer_id),
+            )
+        )
+        if rows:
+            return "phone_numbers", f"{key} already belongs to customer {rows[0][0]}"
+    if customer.code is not None:
+        rows = list(
+            await db.execute_fetchall(
+                "SELECT customer_id FROM customers WHERE code = ? AND account = ? "
+                "AND customer_id != ?",
+                (customer.code, customer.account, customer.customer_id),
+            )
+        )
+        if rows:
+            return "code", f"code {customer.code} already belongs to customer {rows[0][0]}"
+    return "customer", "a phone number or code belongs to two customers"
