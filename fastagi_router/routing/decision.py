@@ -45,6 +45,7 @@ REASONS: dict[str, str] = {
     "unknown_script": "the AGI URL names a script this router does not serve",
     "bad_request": "the AGI URL carries an invalid parameter (e.g. account)",
     "store_error": "the local store could not be read",
+    "source_error": "a customer source beyond the local store failed",
     "hangup": "the caller hung up (no variables are set; counted in metrics)",
 }
 

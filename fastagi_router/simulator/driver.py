@@ -33,7 +33,8 @@ class CallResult:
     #: (seconds since connect, "in" | "out" | "note", text) as in the recordings:
     #: "in" is what Asterisk sent, "out" what the server sent.
     transcript: list[tuple[float, str, str]]
-    #: "server" when the server closed first, "asterisk" when this side did, "timeout".
+    #: "server" when the server closed first, "asterisk" when this side did, "timeout",
+    #: or "refused" when nothing listened (Asterisk then sets AGISTATUS=FAILURE).
     closed_by: str
     #: True when the server's close came as a TCP reset.
     reset: bool
@@ -146,6 +147,8 @@ async def _run_call(
         closed_by = "timeout"
     except (ConnectionResetError, BrokenPipeError):
         reset = True
+    except ConnectionRefusedError:
+        closed_by = "refused"
     finally:
         if writer is not None:
             writer.close()

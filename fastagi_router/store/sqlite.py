@@ -187,7 +187,8 @@ class SQLiteStore:
         description: str | None = None,
         origin: str = "manual",
     ) -> Route:
-        """See `Store.set_route`. ``description`` None keeps the stored one (or the agent)."""
+        """See `Store.set_route`. With ``description`` None, a note that was set is kept; one
+        that only defaulted to the agent follows the new agent."""
         now = _now()
         async with self._transaction("saving a route") as db:
             await db.execute(
@@ -199,7 +200,10 @@ class SQLiteStore:
                 ON CONFLICT (number_key, account) DO UPDATE SET
                     phone_number = excluded.phone_number,
                     agent = excluded.agent,
-                    description = coalesce(:description, excluded.description),
+                    description = CASE
+                        WHEN :description IS NOT NULL THEN :description
+                        WHEN routes.description = routes.agent THEN excluded.agent
+                        ELSE routes.description END,
                     origin = excluded.origin,
                     updated_at = excluded.updated_at,
                     last_seen_at = coalesce(excluded.last_seen_at, routes.last_seen_at)
