@@ -51,7 +51,11 @@ class Command:
     def __post_init__(self) -> None:
         if _UNSENDABLE.search(self.line):
             raise LocalProtocolError("an AGI command cannot carry CR, LF or NUL")
-        if len(self.line.encode("utf-8")) + 1 >= AGI_BUF_LEN:
+        try:
+            size = len(self.line.encode("utf-8"))
+        except UnicodeEncodeError as exc:  # a lone surrogate, e.g. from JSON "\ud800"
+            raise LocalProtocolError("an AGI command must be valid Unicode text") from exc
+        if size + 1 >= AGI_BUF_LEN:
             raise LocalProtocolError(
                 f"an AGI command line must be shorter than {AGI_BUF_LEN} bytes "
                 "(Asterisk would run the rest as a second command)"

@@ -196,12 +196,12 @@ class AGIConnection:
 
     def _usage_line(self, line: str) -> Reply | None:
         self._usage.append(line)
+        if len(self._usage) > self._max_usage_lines:
+            self._fail(f"usage reply longer than {self._max_usage_lines} lines")
         if line.startswith("520 "):
             self.outstanding = None
             self._set_state(State.IDLE)
             return Reply(code=520, text="\n".join(self._usage))
-        if len(self._usage) > self._max_usage_lines:
-            self._fail(f"usage reply longer than {self._max_usage_lines} lines")
         return None
 
     # -- output ----------------------------------------------------------------------------

@@ -31,7 +31,8 @@ GETDATA_USAGE = (
 GENERIC_USAGE = ("See the AGI documentation for this command.",)
 _USAGE_HEAD = "520-Invalid command syntax.  Proper usage follows:"
 _USAGE_END = "520 End of proper usage."
-# Commands res_agi allows on a dead channel (recording 02 shows these still answering).
+# Commands res_agi allows on a dead channel (recording 02 shows these still answering); its
+# command table does not flag CHANNEL STATUS or HANGUP, so those get 511 there.
 _DEAD_OK = frozenset(
     {
         "GET VARIABLE",
@@ -40,8 +41,6 @@ _DEAD_OK = frozenset(
         "NOOP",
         "VERBOSE",
         "EXEC",
-        "CHANNEL STATUS",
-        "HANGUP",
     }
 )
 _DEVICE_FUNC = re.compile(r"(DEVICE_STATE|EXTENSION_STATE)\(([^)]*)\)")
