@@ -18,6 +18,7 @@ from fastagi_router.phone import NumberParser
 from fastagi_router.routing import CustomerSource, Router
 from fastagi_router.server import AGIServer
 from fastagi_router.store import SQLiteStore, Store
+from fastagi_router.store.hot import HotStore
 
 log = logging.getLogger("fastagi_router")
 
@@ -54,12 +55,28 @@ class Application:
         """Open the store and start serving FastAGI. Raises `RouterError` on failure."""
         metrics = Metrics()
         own_store = store is None
-        store = store if store is not None else await SQLiteStore.open(settings.db)
+        if store is None:
+            sqlite = await SQLiteStore.open(settings.db, fast_reads=settings.store.fast_reads)
+            store = sqlite
+            if settings.store.hot_numbers:
+                hot = HotStore(
+                    sqlite, size=settings.store.hot_numbers, max_age=settings.store.hot_max_age_s
+                )
+                metrics.gauge(
+                    "hot_numbers", lambda: float(len(hot)), "Numbers answered from memory"
+                )
+                store = hot
         try:
             router = Router(
                 settings, store, NumberParser(settings.default_region), metrics, sources
             )
-            agi = AGIServer(settings, {"route": router.route}, router.fallback, metrics)
+            agi = AGIServer(
+                settings,
+                {"route": router.route},
+                router.fallback,
+                metrics,
+                fast_handlers={"route": router.route_now},
+            )
             await agi.start(agi_socket)
         except BaseException:
             if own_store:

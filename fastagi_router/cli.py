@@ -102,6 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_loop(kind: str, main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main`` on uvloop (``uvloop``, or ``auto`` when installed) or asyncio's loop."""
+    if kind != "asyncio":
+        try:
+            import uvloop  # noqa: PLC0415
+        except ImportError:
+            if kind == "uvloop":
+                main.close()
+                raise ConfigError("event_loop = uvloop, but uvloop is not installed") from None
+        else:
+            result: int = uvloop.run(main)
+            return result
+    return asyncio.run(main)
+
+
 def _settings(args: argparse.Namespace, **overrides: str | None) -> Settings:
     values = {k: v for k, v in overrides.items() if v is not None}
     if getattr(args, "db", None):
@@ -144,7 +159,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         await app.stop()
         return EXIT_OK
 
-    return asyncio.run(run())
+    return run_loop(settings.event_loop, run())
 
 
 def cmd_routes(args: argparse.Namespace, out: TextIO) -> int:

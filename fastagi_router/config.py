@@ -111,6 +111,28 @@ class PromptSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """How the router reads its SQLite store on the call path."""
+
+    #: Run the routing reads on the event loop's thread (microseconds) rather than through
+    #: aiosqlite's thread; a busy database falls back to the thread, never blocks the loop.
+    fast_reads: bool = True
+    #: Numbers answered from memory (0 turns the layer off). Dropped whole whenever the
+    #: store changes (PRAGMA data_version), so a change applies to the very next call.
+    hot_numbers: int = 20000
+    #: Longest time a number is answered from memory without reading the store again.
+    hot_max_age_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.hot_numbers < 0:
+            raise ConfigError("store.hot_numbers must be 0 (off) or more")
+        if self.hot_max_age_s <= 0:
+            raise ConfigError("store.hot_max_age_s must be greater than 0")
+        if self.hot_numbers and not self.fast_reads:
+            raise ConfigError("store.hot_numbers needs store.fast_reads (set it to 0 instead)")
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the router reads at start-up."""
 
@@ -122,8 +144,11 @@ class Settings:
     #: Router time allowed per call, prompts excluded.
     deadline_ms: int = 2000
     log_level: str = "INFO"
+    #: ``auto`` uses uvloop when it is installed, else asyncio's own loop.
+    event_loop: str = "auto"
     agi: AGISettings = field(default_factory=AGISettings)
     prompt: PromptSettings = field(default_factory=PromptSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
 
     def __post_init__(self) -> None:
         _positive("deadline_ms", self.deadline_ms)
@@ -134,6 +159,8 @@ class Settings:
                 check_token(queue, "default_queues")
             except ValidationError as exc:
                 raise ConfigError(str(exc)) from exc
+        if self.event_loop not in ("auto", "uvloop", "asyncio"):
+            raise ConfigError("event_loop must be auto, uvloop or asyncio")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("log_level must be DEBUG, INFO, WARNING or ERROR")
         from fastagi_router.phone import NumberParser  # noqa: PLC0415 (phonenumbers is heavy)
@@ -310,6 +337,7 @@ __all__ = [
     "AGISettings",
     "PromptSettings",
     "Settings",
+    "StoreSettings",
     "env_name",
     "load_settings",
     "parse_hostport",

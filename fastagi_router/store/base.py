@@ -37,6 +37,13 @@ class Store(Protocol):
         back to the ``default`` account), in one read."""
         ...
 
+    def lookup_number_now(self, account: str, number_key: str) -> NumberMatch | None:
+        """`lookup_number` answered synchronously, without waiting on anything, when the
+        store can (an in-memory hit, or a read that takes microseconds); None when it
+        cannot, and the caller then awaits `lookup_number`. A store on a network (e.g.
+        PostgreSQL) may always return None."""
+        ...
+
     async def lookup_code(self, account: str, code: str) -> Customer | None:
         """Return the customer whose identification code is ``code`` in ``account`` (falling
         back to ``default``), or None."""

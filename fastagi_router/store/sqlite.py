@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -36,28 +37,37 @@ _CUSTOMER_COLUMNS = (
     "(SELECT group_concat(number_key, ';') FROM customer_numbers AS n "
     " WHERE n.account = c.account AND n.customer_id = c.customer_id) AS numbers"
 )
-# One read answers a call: the route and the customer of a number, each preferring the
-# call's account over `default`.
-_LOOKUP_NUMBER = f"""
-SELECT r.*, cu.* FROM (SELECT 1)
-LEFT JOIN (
-    SELECT {_ROUTE_COLUMNS} FROM routes
-    WHERE number_key = :key AND account IN (:account, '{DEFAULT_ACCOUNT}')
-    ORDER BY account = '{DEFAULT_ACCOUNT}' LIMIT 1
-) AS r ON 1
-LEFT JOIN (
-    SELECT {_CUSTOMER_COLUMNS} FROM customer_numbers AS m
-    JOIN customers AS c ON c.account = m.account AND c.customer_id = m.customer_id
-    WHERE m.number_key = :key AND m.account IN (:account, '{DEFAULT_ACCOUNT}')
-    ORDER BY m.account = '{DEFAULT_ACCOUNT}' LIMIT 1
-) AS cu ON 1
+# The reads that answer a call. Each prefers the call's account over `default`; UNION ALL
+# with LIMIT 1 stops at the first hit and, unlike ORDER BY, needs no temporary b-tree.
+_LOOKUP_ROUTE = f"""
+SELECT {_ROUTE_COLUMNS} FROM routes WHERE number_key = :key AND account = :account
+UNION ALL
+SELECT {_ROUTE_COLUMNS} FROM routes WHERE number_key = :key AND account = '{DEFAULT_ACCOUNT}'
+LIMIT 1
 """  # noqa: S608 (constants only; values are bound parameters)
-_LOOKUP_CODE = f"""
-SELECT {_CUSTOMER_COLUMNS} FROM customers AS c
-WHERE c.code = :code AND c.account IN (:account, '{DEFAULT_ACCOUNT}')
-ORDER BY c.account = '{DEFAULT_ACCOUNT}' LIMIT 1
+_CUSTOMER_BY_NUMBER = f"""
+SELECT {_CUSTOMER_COLUMNS} FROM customer_numbers AS m
+JOIN customers AS c ON c.account = m.account AND c.customer_id = m.customer_id
+WHERE m.number_key = :key AND m.account = :account
 """  # noqa: S608
-_ROUTE_WIDTH = 10
+_LOOKUP_CUSTOMER = f"""
+{_CUSTOMER_BY_NUMBER}
+UNION ALL
+{_CUSTOMER_BY_NUMBER.replace(":account", f"'{DEFAULT_ACCOUNT}'")}
+LIMIT 1
+"""
+_CUSTOMER_BY_CODE = f"""
+SELECT {_CUSTOMER_COLUMNS} FROM customers AS c WHERE c.code = :code AND c.account = :account
+"""  # noqa: S608
+_LOOKUP_CODE = f"""
+{_CUSTOMER_BY_CODE}
+UNION ALL
+{_CUSTOMER_BY_CODE.replace(":account", f"'{DEFAULT_ACCOUNT}'")}
+LIMIT 1
+"""
+
+
+log = logging.getLogger("fastagi_router.store")
 
 
 def _now() -> str:
@@ -106,15 +116,31 @@ def _translated(action: str) -> Any:
 class SQLiteStore:
     """The `Store` on one SQLite file. Create it with `SQLiteStore.open`."""
 
-    def __init__(self, path: str, reader: aiosqlite.Connection, writer: aiosqlite.Connection):
+    def __init__(
+        self,
+        path: str,
+        reader: aiosqlite.Connection,
+        writer: aiosqlite.Connection,
+        fast: sqlite3.Connection | None = None,
+    ):
         self.path = path
         self._reader = reader
         self._writer = writer
+        self._fast = fast
         self._write_lock = asyncio.Lock()
+        self.fast_fallbacks = 0
 
     @classmethod
-    async def open(cls, path: str, *, busy_timeout_ms: int = 5000) -> SQLiteStore:
+    async def open(
+        cls, path: str, *, busy_timeout_ms: int = 5000, fast_reads: bool = True
+    ) -> SQLiteStore:
         """Open (creating if needed) and migrate the store at ``path``.
+
+        With ``fast_reads``, the two routing reads run synchronously on the event loop's
+        thread: an indexed point read takes microseconds, less than the thread hop of an
+        aiosqlite call. That connection never waits for a lock (``busy_timeout = 0``); when
+        SQLite says busy, the read goes through the aiosqlite thread instead, so a lock
+        held elsewhere can never stall the loop.
 
         Raises `StoreError` when the file cannot be opened, is not a database, or was written
         by a newer version of the router.
@@ -130,10 +156,14 @@ class SQLiteStore:
             except BaseException:
                 await writer.close()
                 raise
-        return cls(path, reader, writer)
+            fast = _fast_connection(path) if fast_reads else None
+        return cls(path, reader, writer, fast)
 
     async def close(self) -> None:
-        """Close both connections."""
+        """Close every connection."""
+        if self._fast is not None:
+            self._fast.close()
+            self._fast = None
         for conn in (self._reader, self._writer):
             with contextlib.suppress(sqlite3.Error, ValueError):
                 await conn.close()
@@ -156,24 +186,60 @@ class SQLiteStore:
 
     # -- routing reads ---------------------------------------------------------------------
 
+    async def _slow_read(self, action: str, sql: str, params: dict[str, str]) -> Any:
+        """Return the first row of a read through the aiosqlite thread (or None)."""
+        rows = list(await self._read(action, sql, params))
+        return rows[0] if rows else None
+
+    async def _point_read(self, action: str, sql: str, params: dict[str, str]) -> Any:
+        """Return the first row of a routing read (or None): synchronously when possible."""
+        if self._fast is not None:
+            try:
+                return self._fast.execute(sql, params).fetchone()
+            except sqlite3.Error as exc:
+                # Busy or locked: never wait on the loop's thread; take the slow road.
+                self.fast_fallbacks += 1
+                log.debug("fast read failed (%s); reading through the thread", exc)
+        rows = list(await self._read(action, sql, params))
+        return rows[0] if rows else None
+
+    def lookup_number_now(self, account: str, number_key: str) -> NumberMatch | None:
+        """See `Store.lookup_number_now`: the two reads on the loop-thread connection, which
+        never waits for a lock; None when there is no such connection or SQLite is busy."""
+        if self._fast is None:
+            return None
+        params = {"key": number_key, "account": account}
+        try:
+            route = self._fast.execute(_LOOKUP_ROUTE, params).fetchone()
+            customer = self._fast.execute(_LOOKUP_CUSTOMER, params).fetchone()
+        except sqlite3.Error as exc:
+            self.fast_fallbacks += 1
+            log.debug("fast read failed (%s); the call will read through the thread", exc)
+            return None
+        return NumberMatch(
+            route=_route(route) if route is not None else None,
+            customer=_customer(customer) if customer is not None else None,
+        )
+
     async def lookup_number(self, account: str, number_key: str) -> NumberMatch:
         """See `Store.lookup_number`."""
-        rows = list(
-            await self._read(
-                "number lookup", _LOOKUP_NUMBER, {"key": number_key, "account": account}
-            )
+        match = self.lookup_number_now(account, number_key)
+        if match is not None:
+            return match
+        params = {"key": number_key, "account": account}
+        route = await self._slow_read("route lookup", _LOOKUP_ROUTE, params)
+        customer = await self._slow_read("customer lookup", _LOOKUP_CUSTOMER, params)
+        return NumberMatch(
+            route=_route(route) if route is not None else None,
+            customer=_customer(customer) if customer is not None else None,
         )
-        row = rows[0]
-        route = _route(row[:_ROUTE_WIDTH]) if row[0] is not None else None
-        customer = _customer(row[_ROUTE_WIDTH:]) if row[_ROUTE_WIDTH] is not None else None
-        return NumberMatch(route=route, customer=customer)
 
     async def lookup_code(self, account: str, code: str) -> Customer | None:
         """See `Store.lookup_code`."""
-        rows = list(
-            await self._read("code lookup", _LOOKUP_CODE, {"code": code, "account": account})
+        row = await self._point_read(
+            "code lookup", _LOOKUP_CODE, {"code": code, "account": account}
         )
-        return _customer(rows[0]) if rows else None
+        return _customer(row) if row is not None else None
 
     # -- routes ----------------------------------------------------------------------------
 
@@ -353,6 +419,17 @@ class SQLiteStore:
                     await db.execute("ROLLBACK")
         return ConflictError("a phone number or code belongs to two customers")
 
+    def data_version_now(self) -> int | None:
+        """`data_version` read synchronously on the loop-thread connection; None when there
+        is no such connection or SQLite is busy (the caller must then not trust a cache)."""
+        if self._fast is None:
+            return None
+        try:
+            row = self._fast.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:
+            return None
+        return int(row[0])
+
     async def data_version(self) -> int:
         """See `Store.data_version` (SQLite's ``PRAGMA data_version`` on the read connection)."""
         rows = list(await self._read("reading data_version", "PRAGMA data_version"))
@@ -361,6 +438,14 @@ class SQLiteStore:
     async def ping(self) -> None:
         """See `Store.ping`."""
         await self._read("ping", "SELECT count(*) FROM sqlite_master")
+
+
+def _fast_connection(path: str) -> sqlite3.Connection:
+    """A read-only connection for the event loop's thread that never waits for a lock."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 0")
+    conn.execute("PRAGMA query_only = 1")
+    return conn
 
 
 async def _configure(conn: aiosqlite.Connection, busy_timeout_ms: int) -> None:

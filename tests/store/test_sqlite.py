@@ -195,3 +195,67 @@ async def test_closed_store_raises_store_error(tmp_path: Path) -> None:
     await s.close()
     with pytest.raises(StoreError):
         await s.lookup_number("default", "+1")
+
+
+class _BusyConnection:
+    """Stands for the loop-thread connection when SQLite answers SQLITE_BUSY."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def execute(self, sql: str, params: object) -> None:
+        self.calls += 1
+        raise sqlite3.OperationalError("database is locked")
+
+    def close(self) -> None:
+        pass
+
+
+async def test_busy_fast_read_falls_back_to_the_thread(tmp_path: Path) -> None:
+    store = await SQLiteStore.open(str(tmp_path / "busy.db"))
+    try:
+        await store.set_route("default", "x", "+1", "100")
+        busy = _BusyConnection()
+        store._fast = busy  # type: ignore[assignment]
+        match = await store.lookup_number("default", "+1")
+        assert match.route is not None and match.route.agent == "100"
+        assert busy.calls == 1 and store.fast_fallbacks == 1  # tried once, then the thread
+    finally:
+        await store.close()
+
+
+async def test_reads_do_not_wait_for_an_open_write(tmp_path: Path) -> None:
+    path = tmp_path / "writing.db"
+    store = await SQLiteStore.open(str(path))
+    try:
+        await store.set_route("default", "x", "+1", "100")
+        writer = sqlite3.connect(path, isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE routes SET agent = '999'")
+        try:
+            match = await store.lookup_number("default", "+1")
+            assert match.route is not None and match.route.agent == "100"
+            assert store.fast_fallbacks == 0
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+    finally:
+        await store.close()
+
+
+async def test_slow_path_gives_the_same_answers(tmp_path: Path) -> None:
+    path = str(tmp_path / "same.db")
+    fast = await SQLiteStore.open(path)
+    slow = await SQLiteStore.open(path, fast_reads=False)
+    try:
+        await fast.set_route("A", "x", "+1", "200")
+        await fast.import_customers([customer("D", ("+1",), "77"), customer("E", ("+2",))])
+        for account in ("A", "B", "default"):
+            for key in ("+1", "+2", "+3"):
+                assert await fast.lookup_number(account, key) == await slow.lookup_number(
+                    account, key
+                )
+            assert await fast.lookup_code(account, "77") == await slow.lookup_code(account, "77")
+    finally:
+        await fast.close()
+        await slow.close()
