@@ -33,11 +33,15 @@ class Metrics:
             self._counters.setdefault(name, defaultdict(float))
 
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
-        """Add ``amount`` to counter ``name`` with ``labels``."""
+        """Add ``amount`` to counter ``name`` with ``labels``.
+
+        Callers pass a counter's labels in the same order every time; the key is not sorted
+        here (it is on the call path), only when rendered.
+        """
         series = self._counters.get(name)
         if series is None:
             series = self._counters[name] = defaultdict(float)
-        series[tuple(sorted(labels.items()))] += amount
+        series[tuple(labels.items())] += amount
 
     def gauge(self, name: str, read: Callable[[], float], text: str = "") -> None:
         """Register a gauge whose value is ``read()`` at render time."""
@@ -49,7 +53,10 @@ class Metrics:
         if name in self._gauges:
             return self._gauges[name]()
         series = self._counters.get(name)
-        return series.get(tuple(sorted(labels.items())), 0.0) if series is not None else 0.0
+        if series is None:
+            return 0.0
+        wanted = sorted(labels.items())
+        return sum(v for k, v in series.items() if sorted(k) == wanted)
 
     def total(self, name: str) -> float:
         """Return the sum of a counter over all its label sets."""
@@ -67,7 +74,10 @@ class Metrics:
             if name in self._gauges:
                 lines.append(f"{full} {self._gauges[name]():g}")
                 continue
-            for labels, value in sorted(self._counters[name].items()):
+            merged: defaultdict[Labels, float] = defaultdict(float)
+            for labels, value in self._counters[name].items():
+                merged[tuple(sorted(labels))] += value
+            for labels, value in sorted(merged.items()):
                 rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
                 lines.append(f"{full}{{{rendered}}} {value:g}" if rendered else f"{full} {value:g}")
         return "\n".join(lines) + "\n"

@@ -17,6 +17,7 @@ for names and values made of the characters in `MSET_SAFE`.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -115,6 +116,12 @@ def _checked(pattern: re.Pattern[str], value: str, what: str) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=1024)
+def _mset_name(name: str) -> str:
+    # Variable names are a handful of constants: check each once.
+    return _checked(_MSET_NAME, name, "MSet variable name")
+
+
 def _non_negative(value: int, what: str) -> int:
     if value < 0:
         raise LocalProtocolError(f"{what} must not be negative")
@@ -179,17 +186,19 @@ def mset(pairs: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> Command:
     Raises `LocalProtocolError` when a name or value is not MSet-safe or there are too many
     pairs; such values go through `set_variable` instead.
     """
+    for name, value in pairs:
+        if not mset_safe(value):
+            raise LocalProtocolError(f"value of {name} is not safe inside MSet")
+    return _mset(pairs)
+
+
+def _mset(pairs: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> Command:
+    """`mset` for values already known to be MSet-safe."""
     if not pairs:
         raise LocalProtocolError("MSet needs at least one pair")
     if len(pairs) > MSET_MAX_PAIRS:
         raise LocalProtocolError(f"MSet takes at most {MSET_MAX_PAIRS} pairs")
-    parts = []
-    for name, value in pairs:
-        _checked(_MSET_NAME, name, "MSet variable name")
-        if not mset_safe(value):
-            raise LocalProtocolError(f"value of {name} is not safe inside MSet")
-        parts.append(f"{name}={value}")
-    return Command("EXEC MSet " + ",".join(parts))
+    return Command("EXEC MSet " + ",".join(f"{_mset_name(n)}={v}" for n, v in pairs))
 
 
 def get_data(file: str, timeout_ms: int, max_digits: int) -> Command:
@@ -235,14 +244,30 @@ def set_variables(variables: list[tuple[str, str]]) -> list[Command]:
     rest go in one ``EXEC MSet`` that always carries the last variable, so the last one is
     set last whatever the values hold (a dialplan reading it then sees all the others).
     """
+    if 0 < len(variables) <= MSET_MAX_PAIRS and mset_safe("".join(v for _, v in variables)):
+        # The usual answer: every value plain, all in one MSet (names checked once each).
+        names = tuple(n for n, _ in variables)
+        _mset_names(names)
+        return [Command("EXEC MSet " + ",".join([f"{n}={v}" for n, v in variables]))]
     *rest, last = variables
-    sent = [set_variable(n, v) for n, v in rest if not mset_safe(v)]
-    together = [(n, v) for n, v in rest if mset_safe(v)]
+    sent: list[Command] = []
+    together: list[tuple[str, str]] = []
+    for name, value in rest:
+        if mset_safe(value):
+            together.append((name, value))
+        else:
+            sent.append(set_variable(name, value))
     groups = [together[i : i + MSET_MAX_PAIRS] for i in range(0, len(together), MSET_MAX_PAIRS)]
     if not mset_safe(last[1]):
-        return [*sent, *(mset(g) for g in groups), set_variable(*last)]
+        return [*sent, *(_mset(g) for g in groups), set_variable(*last)]
     if groups and len(groups[-1]) < MSET_MAX_PAIRS:
         groups[-1].append(last)
     else:
         groups.append([last])
-    return [*sent, *(mset(g) for g in groups)]
+    return [*sent, *(_mset(g) for g in groups)]
+
+
+@functools.lru_cache(maxsize=256)
+def _mset_names(names: tuple[str, ...]) -> None:
+    for name in names:
+        _mset_name(name)

@@ -9,6 +9,7 @@ buffer. See `fastagi_router.agi._state` for the state table this follows.
 
 from __future__ import annotations
 
+import re
 from types import MappingProxyType
 from typing import NoReturn
 
@@ -30,6 +31,7 @@ DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_MAX_LINE_BYTES = 16 * 1024
 DEFAULT_MAX_USAGE_LINES = 256
 _HANGUP = "HANGUP"
+_HEADER_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): (.*)$", re.MULTILINE)
 
 
 def decode(raw: bytes | bytearray) -> str:
@@ -132,6 +134,10 @@ class AGIConnection:
         """
         if self._state is State.ERROR:
             return self._closed_event() if self._eof else NEED_DATA
+        if self._state is State.HEADERS:
+            request = self._whole_header_block()
+            if request is not None:
+                return request
         while True:
             line = self._next_line() if self._state is not State.CLOSED else None
             if line is None:
@@ -139,6 +145,34 @@ class AGIConnection:
             event = self._handle_line(line)
             if event is not None:
                 return event
+
+    def _whole_header_block(self) -> AGIRequest | None:
+        """Parse the header block in one pass when all of it is buffered (the usual case:
+        Asterisk writes it at once), instead of line by line."""
+        end = self._buffer.find(b"\n\n")
+        if end < 0 or self._header_bytes or b"\r" in self._buffer[:end]:
+            return None
+        if end + 2 > self._max_header_bytes:
+            self._fail(f"header block larger than {self._max_header_bytes} bytes")
+        text = decode(self._buffer[:end])
+        lines = text.split("\n")
+        if max(map(len, lines)) > self._max_line_bytes:
+            return None  # let the line-by-line path report it
+        del self._buffer[: end + 2]
+        self._scanned = 0
+        self._header_bytes = end + 2
+        pairs = _HEADER_LINE.findall(text)
+        if len(pairs) == len(lines):
+            # The usual block: every line "name: value" with a plain name.
+            self._headers.update(pairs)
+            if "agi_arg_1" in self._headers:
+                for name in [n for n in self._headers if n.startswith("agi_arg_")]:
+                    if name[8:].isdigit():
+                        self._args[int(name[8:])] = self._headers.pop(name)
+        else:
+            for line in lines:
+                self._header_line(line)
+        return self._header_line("")
 
     def _closed_event(self) -> ConnectionClosed | NeedData:
         if self._closed_reported:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,13 +67,7 @@ class AGIRequest:
 
     def parameters(self) -> Mapping[str, str]:
         """Merge ``key=value`` AGI arguments with the query string; the query string wins."""
-        merged: dict[str, str] = {}
-        for arg in self.args:
-            match = _ARG_PARAM.fullmatch(arg)
-            if match:
-                merged.setdefault(match.group(1), match.group(2))
-        merged.update(self.query)
-        return MappingProxyType(merged)
+        return _parameters(self.network_script, self.args)
 
     @property
     def callerid(self) -> str:
@@ -83,6 +78,22 @@ class AGIRequest:
     def uniqueid(self) -> str:
         """``agi_uniqueid``, the channel's unique id, for logs."""
         return self.variables.get("agi_uniqueid", "")
+
+
+@functools.lru_cache(maxsize=1024)
+def _parameters(network_script: str | None, args: tuple[str, ...]) -> Mapping[str, str]:
+    # A dialplan sends the same few URLs over and over: parse each once.
+    merged: dict[str, str] = {}
+    for arg in args:
+        match = _ARG_PARAM.fullmatch(arg)
+        if match:
+            merged.setdefault(match.group(1), match.group(2))
+    if network_script is not None and "?" in network_script:
+        query: dict[str, str] = {}
+        for key, value in parse_qsl(network_script.split("?", 1)[1], keep_blank_values=True):
+            query.setdefault(key, value)
+        merged.update(query)
+    return MappingProxyType(merged)
 
 
 @dataclass(frozen=True, slots=True)

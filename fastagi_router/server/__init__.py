@@ -1,6 +1,6 @@
 """The asyncio adapter around the FastAGI protocol: accept, limits, deadlines, dispatch."""
 
-from fastagi_router.server.engine import AGIServer, Fallback, Handler
+from fastagi_router.server.engine import AGIServer, Fallback, FastHandler, Handler
 from fastagi_router.server.session import Deadline, Session
 
-__all__ = ["AGIServer", "Deadline", "Fallback", "Handler", "Session"]
+__all__ = ["AGIServer", "Deadline", "Fallback", "FastHandler", "Handler", "Session"]

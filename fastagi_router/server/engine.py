@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import socket
+import typing
 from collections.abc import Awaitable, Callable, Mapping
 
 from fastagi_router.agi import (
@@ -30,6 +32,7 @@ from fastagi_router.agi import (
     HangupNotice,
     Reply,
     State,
+    commands,
 )
 from fastagi_router.config import Settings, parse_hostport
 from fastagi_router.errors import CallEnded, ProtocolError, RemoteProtocolError
@@ -41,6 +44,8 @@ log = logging.getLogger("fastagi_router.server")
 
 Variables = list[tuple[str, str]]
 Handler = Callable[[Session], Awaitable[Variables]]
+#: A handler's synchronous fast path: the answer when it needs no waiting, else None.
+FastHandler = Callable[[AGIRequest], Variables | None]
 Fallback = Callable[[Session, str], Variables]
 
 #: Sessions over the limit still get a FALLBACK answer, up to this many times the limit;
@@ -57,7 +62,11 @@ class _AGIProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[Reply] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._header_timer: asyncio.TimerHandle | None = None
+        # The fast path: the answer's commands still to send, and what they set.
+        self._queue: list[Command] | None = None
+        self._variables: Variables = []
+        self._reply_timer: asyncio.TimerHandle | None = None
+        self._round_trips = 0
         self._overloaded = False
         self._counted = False
         self._ended_by_peer = False
@@ -67,21 +76,21 @@ class _AGIProtocol(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's TCP transport is not an asyncio.Transport subclass, but has its methods.
+        self._transport = typing.cast(asyncio.Transport, transport)
         server = self._server
-        peername = transport.get_extra_info("peername")
+        peername = self._transport.get_extra_info("peername")
         host = peername[0] if isinstance(peername, tuple) else ""
         self.peer = host
         if not server.allowed(host):
             server.metrics.inc("refused_total")
             log.warning("refused FastAGI connection from %s (not in agi.allow)", sanitize(host))
-            transport.abort()
+            self._transport.abort()
             return
         if server.active >= server.settings.agi.max_sessions:
             if server.overloaded >= server.settings.agi.max_sessions * _OVERLOAD_FACTOR:
                 server.metrics.inc("sessions_total", outcome="shed")
-                transport.abort()
+                self._transport.abort()
                 return
             self._overloaded = True
             server.overloaded += 1
@@ -89,12 +98,8 @@ class _AGIProtocol(asyncio.Protocol):
             server.active += 1
         self._counted = True
         server.connections.add(self)
-        with contextlib.suppress(OSError):
-            transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        loop = asyncio.get_running_loop()
-        self._header_timer = loop.call_later(
-            server.settings.agi.header_timeout_ms / 1000, self._header_timeout
-        )
+        # Both asyncio's loop and uvloop set TCP_NODELAY on TCP transports already.
+        server.watch_headers(self)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -109,8 +114,7 @@ class _AGIProtocol(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
+        self._server.awaiting_headers.pop(self, None)
         if self._conn.state is not State.CLOSED:
             self._conn.receive_data(b"")
             self._pump()
@@ -137,7 +141,11 @@ class _AGIProtocol(asyncio.Protocol):
             if event is NEED_DATA:
                 return
             if isinstance(event, Reply):
-                if not event.interim and self._waiter is not None and not self._waiter.done():
+                if event.interim:
+                    continue
+                if self._queue is not None:
+                    self._next_answer(event)
+                elif self._waiter is not None and not self._waiter.done():
                     self._waiter.set_result(event)
             elif isinstance(event, AGIRequest):
                 self._start(event)
@@ -150,10 +158,63 @@ class _AGIProtocol(asyncio.Protocol):
                 return
 
     def _start(self, request: AGIRequest) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
+        server = self._server
+        server.awaiting_headers.pop(self, None)
+        if not self._overloaded:
+            fast = server.fast_handlers.get(request.script or server.default_script)
+            if fast is not None:
+                try:
+                    variables = fast(request)
+                except Exception:
+                    log.exception("[%s] fast path failed", sanitize(request.uniqueid))
+                    variables = None  # the task below decides again, and answers in any case
+                if variables is not None:
+                    self._answer_now(variables)
+                    return
         self._task = asyncio.get_running_loop().create_task(self._run(request))
+
+    # -- the fast path: an answer decided without waiting, sent without a task ------------
+
+    def _answer_now(self, variables: Variables) -> None:
+        self._variables = variables
+        self._queue = commands.set_variables(variables)
+        loop = asyncio.get_running_loop()
+        grace = self._server.settings.agi.reply_grace_ms / 1000 * 2
+        self._reply_timer = loop.call_later(grace, self._answer_timeout)
+        self._send_next()
+
+    def _send_next(self) -> None:
+        assert self._queue is not None and self._transport is not None
+        if not self._queue:
+            self._finish_fast("answered")
+            return
+        command = self._queue.pop(0)
+        self._round_trips += 1
+        self._transport.write(self._conn.send(command))
+
+    def _next_answer(self, reply: Reply) -> None:
+        if reply.result == "-2" and self._conn.commands_sent and self._round_trips == 1:
+            # The first command was the MSet and Asterisk has no MSet: one by one.
+            self._queue = [commands.set_variable(n, v) for n, v in self._variables]
+        self._send_next()
+
+    def _answer_timeout(self) -> None:
+        self._reply_timer = None
+        if self._queue is not None:
+            log.warning("closing a FastAGI session: no reply to the answer in time")
+            self._finish_fast("no_reply")
+
+    def _finish_fast(self, outcome: str) -> None:
+        if self._queue is None:
+            return
+        self._queue = None
+        if self._reply_timer is not None:
+            self._reply_timer.cancel()
+            self._reply_timer = None
+        metrics = self._server.metrics
+        metrics.inc("sessions_total", outcome=outcome)
+        metrics.inc("round_trips_total", self._round_trips)
+        self._close()
 
     def _hangup(self) -> None:
         self.hung_up = True
@@ -165,6 +226,8 @@ class _AGIProtocol(asyncio.Protocol):
 
     def _peer_gone(self) -> None:
         self.hung_up = True
+        if self._queue is not None:
+            self._finish_fast("hangup")
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(CallEnded("Asterisk closed the session"))
         elif self._task is not None and not self._task.done():
@@ -174,13 +237,15 @@ class _AGIProtocol(asyncio.Protocol):
     def _protocol_error(self, exc: RemoteProtocolError) -> None:
         self._server.metrics.inc("protocol_errors_total")
         log.warning("FastAGI protocol error from %s: %s", sanitize(self.peer), sanitize(exc))
+        if self._queue is not None:
+            self._finish_fast("protocol_error")
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(exc)
         elif self._task is None:
             self._close()
 
-    def _header_timeout(self) -> None:
-        self._header_timer = None
+    def header_timeout(self) -> None:
+        """Called by the server when the header block did not arrive in time."""
         if self._conn.request is None:
             self._server.metrics.inc("sessions_total", outcome="header_timeout")
             log.info(
@@ -320,7 +385,9 @@ class AGIServer:
     """Accepts FastAGI connections and runs one handler per call.
 
     ``handlers`` maps script names (the path of ``agi://host/route?...``) to handlers; a
-    request without a script runs ``default_script``.
+    request without a script runs ``default_script``. ``fast_handlers`` may give a script a
+    synchronous first try: when it returns the variables, they are sent straight from the
+    protocol callbacks, with no task, future or timeout object per call.
     """
 
     def __init__(
@@ -331,9 +398,11 @@ class AGIServer:
         metrics: Metrics,
         *,
         default_script: str = "route",
+        fast_handlers: Mapping[str, FastHandler] | None = None,
     ) -> None:
         self.settings = settings
         self.handlers = dict(handlers)
+        self.fast_handlers = dict(fast_handlers or {})
         self.fallback = fallback
         self.metrics = metrics
         self.default_script = default_script
@@ -341,14 +410,44 @@ class AGIServer:
         self.overloaded = 0
         self.connections: set[_AGIProtocol] = set()
         self.idle = asyncio.Event()
+        #: Connections still waiting for their header block, with the loop time they expire.
+        self.awaiting_headers: dict[_AGIProtocol, float] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
         self._server: asyncio.Server | None = None
         self._networks = settings.agi.networks
+        self._header_timeout = settings.agi.header_timeout_ms / 1000
+        self.allowed = functools.lru_cache(maxsize=4096)(self._allowed)
         metrics.gauge("sessions_active", lambda: float(self.active), "FastAGI sessions in progress")
         metrics.describe("sessions_total", "counter", "FastAGI sessions by how they ended")
         metrics.describe("fallbacks_total", "counter", "Calls answered FALLBACK, by reason")
 
-    def allowed(self, host: str) -> bool:
-        """True when ``host`` is inside one of the allowed networks."""
+    def watch_headers(self, connection: _AGIProtocol) -> None:
+        """Close ``connection`` unless its header block arrives within the header timeout.
+
+        One timer sweeps every waiting connection, rather than one timer per connection:
+        almost every header block arrives in the first packet.
+        """
+        loop = asyncio.get_running_loop()
+        self.awaiting_headers[connection] = loop.time() + self._header_timeout
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self._sweep_interval, self._sweep)
+
+    @property
+    def _sweep_interval(self) -> float:
+        return min(0.25, self._header_timeout / 4)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        now = asyncio.get_running_loop().time()
+        for connection, expiry in list(self.awaiting_headers.items()):
+            if expiry <= now:
+                del self.awaiting_headers[connection]
+                connection.header_timeout()
+        if self.awaiting_headers:
+            self._sweeper = asyncio.get_running_loop().call_later(self._sweep_interval, self._sweep)
+
+    def _allowed(self, host: str) -> bool:
+        """True when ``host`` is inside one of the allowed networks (cached per address)."""
         try:
             address = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:

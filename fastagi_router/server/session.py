@@ -84,12 +84,19 @@ class Session:
 
     def __init__(self, channel: Channel, request: AGIRequest, *, prompt_timeout: float) -> None:
         self.request = request
-        self.params: Mapping[str, str] = request.parameters()
+        self._params: Mapping[str, str] | None = None
         self.uniqueid = request.uniqueid
         self.round_trips = 0
         self.deadline: Deadline | None = None
         self._channel = channel
         self._prompt_timeout = prompt_timeout
+
+    @property
+    def params(self) -> Mapping[str, str]:
+        """The call's parameters: ``key=value`` AGI arguments and the URL's query string."""
+        if self._params is None:
+            self._params = self.request.parameters()
+        return self._params
 
     @property
     def hung_up(self) -> bool:
@@ -125,7 +132,7 @@ class Session:
         """
         for command in commands.set_variables(variables):
             reply = await self.command(command)
-            if command.verb == "EXEC MSet" and reply.result_int == -2:
+            if reply.result == "-2" and command.line.startswith("EXEC MSet "):
                 log.warning(
                     "[%s] MSet is not available; setting variables one by one", self.uniqueid
                 )
