@@ -12,6 +12,7 @@ import logging
 import socket
 from collections.abc import Sequence
 
+from fastagi_router.api.server import HTTPServer
 from fastagi_router.config import Settings
 from fastagi_router.metrics import Metrics
 from fastagi_router.phone import NumberParser
@@ -24,7 +25,8 @@ log = logging.getLogger("fastagi_router")
 
 
 class Application:
-    """The running router: store, routing policy and FastAGI server."""
+    """The running router: store, routing policy, FastAGI server and REST API (``http``,
+    None when ``http.enabled`` is off), all on one store."""
 
     def __init__(
         self,
@@ -34,6 +36,7 @@ class Application:
         agi: AGIServer,
         metrics: Metrics,
         *,
+        http: HTTPServer | None = None,
         own_store: bool = True,
     ) -> None:
         self.settings = settings
@@ -41,6 +44,7 @@ class Application:
         self.store = store
         self.router = router
         self.agi = agi
+        self.http = http
         self.metrics = metrics
 
     @classmethod
@@ -49,10 +53,15 @@ class Application:
         settings: Settings,
         *,
         agi_socket: socket.socket | None = None,
+        http_socket: socket.socket | None = None,
         sources: Sequence[CustomerSource] = (),
         store: Store | None = None,
     ) -> Application:
-        """Open the store and start serving FastAGI. Raises `RouterError` on failure."""
+        """Open the store, start serving FastAGI, then the REST API on the same store.
+
+        Raises `RouterError` (or `OSError` for an address that cannot be bound) on failure,
+        with whatever had started stopped again.
+        """
         metrics = Metrics()
         own_store = store is None
         if store is None:
@@ -66,6 +75,7 @@ class Application:
                     "hot_numbers", lambda: float(len(hot)), "Numbers answered from memory"
                 )
                 store = hot
+        agi: AGIServer | None = None
         try:
             router = Router(
                 settings, store, NumberParser(settings.default_region), metrics, sources
@@ -78,15 +88,24 @@ class Application:
                 fast_handlers={"route": router.route_now},
             )
             await agi.start(agi_socket)
+            http = None
+            if settings.http.enabled:
+                http = HTTPServer(settings, store, metrics)
+                await http.start(http_socket)
         except BaseException:
+            if agi is not None:
+                with contextlib.suppress(Exception):
+                    await agi.stop(0)
             if own_store:
                 with contextlib.suppress(Exception):
                     await store.close()
             raise
-        return cls(settings, store, router, agi, metrics, own_store=own_store)
+        return cls(settings, store, router, agi, metrics, http=http, own_store=own_store)
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop accepting calls, let calls in progress finish, close the store."""
+        """Stop accepting requests and calls, let those in progress finish, close the store."""
+        if self.http is not None:
+            await self.http.stop()
         await self.agi.stop(grace)
         if self._own_store:
             await self.store.close()

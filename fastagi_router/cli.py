@@ -52,9 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the FastAGI server")
+    serve = commands.add_parser("serve", help="run the FastAGI server and the REST API")
     _common(serve)
     serve.add_argument("--agi", metavar="HOST:PORT", help="FastAGI listen address")
+    serve.add_argument("--http", metavar="HOST:PORT", help="REST API listen address")
 
     routes = commands.add_parser("routes", help="the sticky-agent table")
     route_cmds = routes.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -99,6 +100,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="load the configuration and print it")
     _common(check)
+
+    token = commands.add_parser("token", help="REST API tokens")
+    token_cmds = token.add_subparsers(dest="action", required=True, metavar="ACTION")
+    tnew = token_cmds.add_parser(
+        "new", help="make a token: print it once, with the api.tokens entry that accepts it"
+    )
+    thash = token_cmds.add_parser(
+        "hash", help="print the api.tokens entry for a token read from standard input"
+    )
+    for sub in (tnew, thash):
+        sub.add_argument(
+            "--accounts",
+            default="*",
+            metavar="A+B",
+            help="accounts the token may use, joined by '+' (default '*': all)",
+        )
+        sub.add_argument("--write", action="store_true", help="may also write (default: read)")
+        sub.add_argument("--name", default="", help="label for logs")
     return parser
 
 
@@ -143,12 +162,15 @@ async def _with_store(
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the server until SIGINT or SIGTERM."""
-    settings = _settings(args, **{"agi.listen": args.agi})
+    settings = _settings(args, **{"agi.listen": args.agi, "http.listen": args.http})
     configure(settings.log_level)
     from fastagi_router.app import Application  # noqa: PLC0415
 
     async def run() -> int:
-        app = await Application.start(settings)
+        try:
+            app = await Application.start(settings)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen: {exc.strerror or exc}") from exc
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -300,6 +322,30 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_token(args: argparse.Namespace, out: TextIO) -> int:
+    """``token new|hash``: make a token, or hash one, and print its ``api.tokens`` entry."""
+    from fastagi_router.api.tokens import (  # noqa: PLC0415
+        digest,
+        generate_token,
+        hash_setting,
+        parse_entry,
+    )
+
+    if args.action == "new":
+        token = generate_token()
+        print(f"token: {token}", file=out)
+        hashed = f"sha256:{digest(token)}"
+    else:
+        # A token in clear (refused when malformed or short), or already its sha256: hash.
+        hashed = hash_setting(sys.stdin.readline().strip(), "token")
+    entry = f"{hashed} accounts={args.accounts} {'write' if args.write else 'read'}"
+    if args.name:
+        entry += f" name={args.name}"
+    spec = parse_entry(entry, "token")  # checks the accounts and the name
+    print(f"api.tokens entry: {spec.entry()}", file=out)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command line; return the exit code."""
     args = build_parser().parse_args(argv)
@@ -312,6 +358,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             "customers": cmd_customers,
             "call": cmd_call,
             "check-config": cmd_check_config,
+            "token": cmd_token,
         }[args.command]
         return handler(args, stream)
     except (ConfigError, ValidationError) as exc:

@@ -5,6 +5,7 @@ Every setting has one dotted name, used the same way everywhere::
     deadline_ms                 TOML: deadline_ms = 2000          env: FASTAGI_ROUTER_DEADLINE_MS
     agi.listen                  TOML: [agi] listen = "..."       env: FASTAGI_ROUTER_AGI_LISTEN
     prompt.attempts             TOML: [prompt] attempts = 3      env: FASTAGI_ROUTER_PROMPT_ATTEMPTS
+    http.listen                 TOML: [http] listen = "..."      env: FASTAGI_ROUTER_HTTP_LISTEN
 
 A setting that is unknown, of the wrong type or out of range stops start-up with a
 `ConfigError` that names it and where it came from. Lists are TOML arrays, or
@@ -28,6 +29,9 @@ from fastagi_router.model import check_token
 ENV_PREFIX = "FASTAGI_ROUTER_"
 #: Environment variables with this prefix that are not settings.
 _ENV_NOT_SETTINGS = frozenset({"FASTAGI_ROUTER_CONFIG"})
+#: Settings that hold a secret in clear: read from the environment only, never from a file
+#: or the command line (where they would be stored or shown).
+_ENV_ONLY = frozenset({"api.token"})
 DEFAULT_DB = "fastagi-router.db"
 
 
@@ -133,6 +137,51 @@ class StoreSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class HTTPSettings:
+    """The REST API listener and its limits (see the README's "REST API")."""
+
+    #: Serve the REST API at all.
+    enabled: bool = True
+    listen: str = "127.0.0.1:8080"
+    #: Largest JSON request body; larger bodies get 413.
+    max_body_bytes: int = 65536
+    #: Largest CSV body for ``POST /v1/customers/import``; larger bodies get 413.
+    max_import_bytes: int = 33554432
+    #: Largest page a listing returns; a larger ``limit`` is clamped to it.
+    max_limit: int = 1000
+
+    def __post_init__(self) -> None:
+        parse_hostport(self.listen, "http.listen")
+        if self.max_body_bytes < 1024:
+            raise ConfigError("http.max_body_bytes must be at least 1024")
+        if self.max_import_bytes < 1024:
+            raise ConfigError("http.max_import_bytes must be at least 1024")
+        _positive("http.max_limit", self.max_limit)
+
+
+@dataclass(frozen=True, slots=True)
+class APISettings:
+    """Who may use the REST API: bearer tokens, kept only as hashes.
+
+    ``tokens`` entries read ``sha256:<64 hex> [accounts=A+B|*] [read|write] [name=LABEL]``
+    (see `fastagi_router.api.tokens`). ``token`` is one token in clear with write access to
+    every account, for simple deployments; it is read from the environment only
+    (``FASTAGI_ROUTER_API_TOKEN``) and replaced by its hash as soon as it is loaded.
+    """
+
+    token: str = ""
+    tokens: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        from fastagi_router.api.tokens import hash_setting, parse_entries  # noqa: PLC0415
+
+        if self.token:
+            # Frozen dataclass: the clear value must not outlive loading.
+            object.__setattr__(self, "token", hash_setting(self.token, "api.token"))
+        parse_entries(self.tokens, "api.tokens")
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the router reads at start-up."""
 
@@ -149,6 +198,8 @@ class Settings:
     agi: AGISettings = field(default_factory=AGISettings)
     prompt: PromptSettings = field(default_factory=PromptSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    http: HTTPSettings = field(default_factory=HTTPSettings)
+    api: APISettings = field(default_factory=APISettings)
 
     def __post_init__(self) -> None:
         _positive("deadline_ms", self.deadline_ms)
@@ -315,7 +366,14 @@ def load_settings(
             raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
-        values.update(_flatten_toml(data, known, path))
+        from_file = _flatten_toml(data, known, path)
+        secret = next(iter(sorted(_ENV_ONLY & from_file.keys())), None)
+        if secret is not None:
+            raise ConfigError(
+                f"{secret} ({path}): a token in clear is read from the environment only "
+                f"({env_name(secret)}); put its hash in api.tokens instead"
+            )
+        values.update(from_file)
     by_env = {env_name(dotted): dotted for dotted in known}
     for key, text in env.items():
         if not key.startswith(ENV_PREFIX) or key in _ENV_NOT_SETTINGS:
@@ -325,7 +383,7 @@ def load_settings(
             raise ConfigError(f"unknown setting in the environment: {key}")
         values[dotted] = _from_text(dotted, known[dotted], text, key)
     for dotted, text in (overrides or {}).items():
-        if dotted not in known:
+        if dotted not in known or dotted in _ENV_ONLY:
             raise ConfigError(f"unknown setting {dotted!r}")
         values[dotted] = _from_text(dotted, known[dotted], text, "command line")
     settings: Settings = _build(Settings, values)
@@ -335,6 +393,8 @@ def load_settings(
 __all__ = [
     "DEFAULT_DB",
     "AGISettings",
+    "APISettings",
+    "HTTPSettings",
     "PromptSettings",
     "Settings",
     "StoreSettings",

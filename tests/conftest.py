@@ -9,19 +9,43 @@ from typing import Any
 
 import pytest
 
+from fastagi_router.api.tokens import digest
 from fastagi_router.app import Application
-from fastagi_router.config import AGISettings, PromptSettings, Settings
+from fastagi_router.config import (
+    AGISettings,
+    APISettings,
+    HTTPSettings,
+    PromptSettings,
+    Settings,
+)
 from fastagi_router.simulator import Asterisk
+
+#: REST API tokens the test settings accept: every account and write; every account, read
+#: only; the account CL0000 only, write.
+ADMIN_TOKEN = "test-admin-token-0123456789"
+READER_TOKEN = "test-reader-token-0123456789"
+CL0000_TOKEN = "test-cl0000-token-0123456789"
+TEST_TOKENS = (
+    f"sha256:{digest(ADMIN_TOKEN)} accounts=* write name=admin",
+    f"sha256:{digest(READER_TOKEN)} accounts=* read name=reader",
+    f"sha256:{digest(CL0000_TOKEN)} accounts=CL0000 write name=cl0000",
+)
 
 
 def make_settings(tmp_path: Path, **changes: Any) -> Settings:
-    """Settings for a test: a store in ``tmp_path``, an ephemeral port, and ``changes``.
+    """Settings for a test: a store in ``tmp_path``, ephemeral ports for FastAGI and the REST
+    API, the `TEST_TOKENS`, and ``changes``.
 
-    ``agi`` and ``prompt`` take dicts of the fields to change in those sections.
+    ``agi``, ``prompt``, ``http`` and ``api`` take dicts of the fields to change in those
+    sections.
     """
     agi = dataclasses.replace(AGISettings(listen="127.0.0.1:0"), **changes.pop("agi", {}))
     prompt = dataclasses.replace(PromptSettings(), **changes.pop("prompt", {}))
-    return Settings(db=str(tmp_path / "router.db"), agi=agi, prompt=prompt, **changes)
+    http = dataclasses.replace(HTTPSettings(listen="127.0.0.1:0"), **changes.pop("http", {}))
+    api = dataclasses.replace(APISettings(tokens=TEST_TOKENS), **changes.pop("api", {}))
+    return Settings(
+        db=str(tmp_path / "router.db"), agi=agi, prompt=prompt, http=http, api=api, **changes
+    )
 
 
 @pytest.fixture
@@ -30,12 +54,13 @@ def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
 
 
 class Router:
-    """A started `Application` and an `Asterisk` pointed at it."""
+    """A started `Application`, an `Asterisk` pointed at it, and the REST API's base URL."""
 
     def __init__(self, app: Application) -> None:
         self.app = app
         self.asterisk = Asterisk(port=app.agi.port)
         self.store = app.store
+        self.http_url = f"http://127.0.0.1:{app.http.port}" if app.http is not None else None
 
     @property
     def metrics(self) -> Any:

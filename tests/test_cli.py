@@ -124,7 +124,18 @@ def server(tmp_path: Path) -> Iterator[tuple[int, str]]:
     env["FASTAGI_ROUTER_PROMPT_ATTEMPTS"] = "1"
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fastagi_router", "serve", "--db", db, "--agi", f"127.0.0.1:{port}"],
+        [
+            sys.executable,
+            "-m",
+            "fastagi_router",
+            "serve",
+            "--db",
+            db,
+            "--agi",
+            f"127.0.0.1:{port}",
+            "--http",
+            "127.0.0.1:0",
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
