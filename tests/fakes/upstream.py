@@ -67,6 +67,8 @@ class FakeUpstream:
     faults: deque[Fault] = field(default_factory=deque)
     requests: list[Seen] = field(default_factory=list)
     records: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    #: Set when a request arrives (clear it to wait for the next one).
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
     _server: TestServer | None = None
 
     def add_number(self, account: str, number: str, **answer: Any) -> None:
@@ -104,6 +106,7 @@ class FakeUpstream:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         params = {k: v for k, v in request.query.items()}
         self.requests.append(Seen(params, request.headers.get("Authorization", "")))
+        self.arrived.set()
         fault = self.faults.popleft() if self.faults else self.always
         if fault.latency:
             await asyncio.sleep(fault.latency)
