@@ -127,19 +127,29 @@ class UpstreamSource:
             clock=clock,
             metrics=metrics,
         )
-        if transport is None:
-            transport = AiohttpTransport.open(up.url, up.token, max_connections=up.max_connections)
-        breaker = CircuitBreaker(up.breaker_failures, float(up.breaker_cooldown_s), clock=monotonic)
-        return cls(
-            UpstreamClient(transport, Fields.from_settings(up)),
-            cache,
-            breaker,
-            up,
-            metrics,
-            numbers=NumberParser(settings.default_region),
-            clock=clock,
-            monotonic=monotonic,
-        )
+        try:
+            if transport is None:
+                transport = AiohttpTransport.open(
+                    up.url, up.token, max_connections=up.max_connections
+                )
+            breaker = CircuitBreaker(
+                up.breaker_failures, float(up.breaker_cooldown_s), clock=monotonic
+            )
+            return cls(
+                UpstreamClient(transport, Fields.from_settings(up)),
+                cache,
+                breaker,
+                up,
+                metrics,
+                numbers=NumberParser(settings.default_region),
+                clock=clock,
+                monotonic=monotonic,
+            )
+        except BaseException:
+            if transport is not None:
+                await transport.close()
+            await cache.close()
+            raise
 
     async def wait_idle(self) -> None:
         """Return once no request is out (background refreshes included) and the answers

@@ -265,13 +265,33 @@ async def test_no_request_when_the_call_has_no_time_left(env: Env) -> None:
     assert env.fake.requests == []
 
 
+class TimeoutSpy:
+    """Wraps the transport and records the timeout of each request."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.timeouts: list[float] = []
+
+    async def get(self, params: Any, timeout: float) -> Any:
+        self.timeouts.append(timeout)
+        return await self.inner.get(params, timeout)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
 async def test_request_timeout_follows_the_call_budget(env: Env) -> None:
     source = await env.make(timeout_ms=5000, margin_ms=100)
+    spy = TimeoutSpy(source.client.transport)
+    source.client.transport = spy
     env.fake.always = Fault(latency=5)
     with pytest.raises(UpstreamTimeout):
         await source.by_number("CL0000", CALLER, call=call(0.3))
-    # The request itself was bounded by the call's budget, not by timeout_ms.
-    await asyncio.wait_for(source.wait_idle(), 2.0)
+    env.fake.always = Fault()
+    await source.by_number("CL0000", OTHER, call=call(30.0))
+    # The call's budget (minus the margin) bounds the request, timeout_ms bounds the rest.
+    assert spy.timeouts == [pytest.approx(0.2), 5.0]
+    await source.wait_idle()
     assert env.metrics.value("upstream_requests_total", outcome="timeout") == 1
 
 
