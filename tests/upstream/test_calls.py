@@ -6,6 +6,7 @@ after the API's latency".
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -200,3 +201,15 @@ async def test_url_and_token_from_the_environment_are_enough(
         "number": "0084911111111",
         "format": "json",
     }
+
+
+async def test_simultaneous_calls_for_one_number_make_one_request(
+    start_router: Any, fake: FakeUpstream
+) -> None:
+    fake.add_number("CL0000", API_NUMBER, destination1="207")
+    fake.always = Fault(latency=0.2)
+    router = await start(start_router, fake)
+    results = await asyncio.gather(*(router.asterisk.call(spec(router)) for _ in range(30)))
+    assert [r.variables["SMARTROUTING_SOURCE"] for r in results] == ["api"] * 30
+    assert all(dests(r.variables)[0] == "207" for r in results)
+    assert fake.asked(API_NUMBER) == 1
