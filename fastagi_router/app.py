@@ -20,6 +20,7 @@ from fastagi_router.routing import CustomerSource, Router
 from fastagi_router.server import AGIServer
 from fastagi_router.store import SQLiteStore, Store
 from fastagi_router.store.hot import HotStore
+from fastagi_router.upstream.source import UpstreamSource
 
 log = logging.getLogger("fastagi_router")
 
@@ -38,8 +39,10 @@ class Application:
         *,
         http: HTTPServer | None = None,
         own_store: bool = True,
+        upstream: UpstreamSource | None = None,
     ) -> None:
         self.settings = settings
+        self.upstream = upstream
         self._own_store = own_store
         self.store = store
         self.router = router
@@ -59,8 +62,9 @@ class Application:
     ) -> Application:
         """Open the store, start serving FastAGI, then the REST API on the same store.
 
-        Raises `RouterError` (or `OSError` for an address that cannot be bound) on failure,
-        with whatever had started stopped again.
+        With ``upstream.url`` set, the upstream API (through its cache) is asked after
+        ``sources``. Raises `RouterError` (or `OSError` for an address that cannot be bound)
+        on failure, with whatever had started stopped again.
         """
         metrics = Metrics()
         own_store = store is None
@@ -75,8 +79,12 @@ class Application:
                     "hot_numbers", lambda: float(len(hot)), "Numbers answered from memory"
                 )
                 store = hot
+        upstream: UpstreamSource | None = None
         agi: AGIServer | None = None
         try:
+            if settings.upstream.enabled:
+                upstream = await UpstreamSource.open(settings, metrics)
+                sources = (*sources, upstream)
             router = Router(
                 settings, store, NumberParser(settings.default_region), metrics, sources
             )
@@ -96,16 +104,23 @@ class Application:
             if agi is not None:
                 with contextlib.suppress(Exception):
                     await agi.stop(0)
+            if upstream is not None:
+                with contextlib.suppress(Exception):
+                    await upstream.close()
             if own_store:
                 with contextlib.suppress(Exception):
                     await store.close()
             raise
-        return cls(settings, store, router, agi, metrics, http=http, own_store=own_store)
+        return cls(
+            settings, store, router, agi, metrics, http=http, own_store=own_store, upstream=upstream
+        )
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting requests and calls, let those in progress finish, close the store."""
         if self.http is not None:
             await self.http.stop()
         await self.agi.stop(grace)
+        if self.upstream is not None:
+            await self.upstream.close()
         if self._own_store:
             await self.store.close()

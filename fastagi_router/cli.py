@@ -32,6 +32,7 @@ from fastagi_router.logutil import configure
 from fastagi_router.model import DEFAULT_ACCOUNT, check_account, check_token
 from fastagi_router.phone import NumberParser
 from fastagi_router.store import SQLiteStore
+from fastagi_router.upstream import admin as cache_admin
 
 log = logging.getLogger("fastagi_router.cli")
 
@@ -77,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     cexport.add_argument("--account", default=None, help="only this account")
     cexport.add_argument("--output", "-o", default="-", help="file ('-' for standard output)")
     for sub in (cimport, cexport):
+        _common(sub)
+
+    for sub in cache_admin.add_parser(commands):
         _common(sub)
 
     call = commands.add_parser("call", help="play Asterisk: place a test call to a router")
@@ -286,6 +290,11 @@ def _import(settings: Settings, path: str, out: TextIO) -> int:
     return asyncio.run(_with_store(settings, work))
 
 
+def cmd_cache(args: argparse.Namespace, out: TextIO) -> int:
+    """``cache list|show|purge``: the upstream API's cached answers."""
+    return asyncio.run(cache_admin.run(args, _settings(args), out))
+
+
 def cmd_call(args: argparse.Namespace, out: TextIO) -> int:
     """``call``: place one simulated call and print what the router set."""
     from fastagi_router.simulator import CallSpec, Keypress, place_call  # noqa: PLC0415
@@ -356,6 +365,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         handler = {
             "routes": cmd_routes,
             "customers": cmd_customers,
+            "cache": cmd_cache,
             "call": cmd_call,
             "check-config": cmd_check_config,
             "token": cmd_token,

@@ -17,14 +17,16 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 import typing
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastagi_router.errors import ConfigError, ValidationError
-from fastagi_router.model import check_token
+from fastagi_router.model import check_account, check_token
 
 ENV_PREFIX = "FASTAGI_ROUTER_"
 #: Environment variables with this prefix that are not settings.
@@ -114,6 +116,96 @@ class PromptSettings:
             raise ConfigError("prompt.max_digits must be at most 32")
 
 
+#: How the upstream API wants caller numbers written (French example: +33 1 23 45 67 89).
+NUMBER_FORMATS = ("international", "e164", "national")  # 0033123456789, +33123456789, 0123456789
+_PARAM = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSettings:
+    """The upstream customer API and its cache; on as soon as ``url`` is set.
+
+    Ages are in seconds: an answer younger than ``fresh_ttl_s`` is used as is; up to
+    ``stale_ttl_s`` it is used at once while one background request refreshes it; when the
+    API fails or is too slow, an answer up to ``max_stale_s`` old is served as ``stale``.
+    """
+
+    #: Base URL of the API (``https://clients.example.com``); empty: no upstream API.
+    url: str = ""
+    #: Bearer token; never logged nor printed.
+    token: str = field(default="", repr=False)
+    #: Account for calls whose AGI URL names none and whose number dialled is not in ``accounts``.
+    account: str = ""
+    #: Number dialled (``agi_extension``) -> account, for calls whose AGI URL names no account.
+    accounts: dict[str, str] = field(default_factory=dict)
+    number_param: str = "number"
+    code_param: str = "code"
+    #: ``international`` (``0033...``), ``e164`` (``+33...``) or ``national`` (``01...``).
+    number_format: str = "international"
+    vip_field: str = "vip"
+    oncall_field: str = "astreinte"
+    #: Longest wait for one request; a call waits no longer than its deadline allows.
+    timeout_ms: int = 1000
+    #: Time kept back from the call's deadline to answer with a stale entry or FALLBACK.
+    margin_ms: int = 100
+    #: Connections to the API at once (the pool); more requests queue within their timeout.
+    max_connections: int = 20
+    fresh_ttl_s: int = 300
+    stale_ttl_s: int = 3600
+    negative_ttl_s: int = 60
+    max_stale_s: int = 86400
+    cache_max_entries: int = 100000
+    #: Consecutive failures that open the circuit breaker.
+    breaker_failures: int = 5
+    #: Time the breaker stays open before one request probes the API.
+    breaker_cooldown_s: int = 30
+
+    def __post_init__(self) -> None:
+        if self.url:
+            url = urllib.parse.urlsplit(self.url)
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise ConfigError(f"upstream.url must be an http(s) URL, not {self.url!r}")
+            if url.query or url.fragment:
+                raise ConfigError("upstream.url must be a base URL without query or fragment")
+            if url.username or url.password:
+                # Error messages name the URL; the credential belongs in the token.
+                raise ConfigError("upstream.url must not carry credentials; use upstream.token")
+            if not self.token:
+                raise ConfigError("upstream.token is required when upstream.url is set")
+        elif self.token:
+            raise ConfigError("upstream.token is set but upstream.url is not")
+        if any(c.isspace() for c in self.token):
+            raise ConfigError("upstream.token must not contain spaces or line breaks")
+        try:
+            if self.account:
+                check_account(self.account, "upstream.account")
+            for extension, account in self.accounts.items():
+                check_account(account, f"upstream.accounts[{extension}]")
+        except ValidationError as exc:
+            raise ConfigError(f"{exc.field}: {exc}") from exc
+        if any(not extension.strip() for extension in self.accounts):
+            raise ConfigError("upstream.accounts: a number dialled is empty")
+        for name in ("number_param", "code_param", "vip_field", "oncall_field"):
+            if not _PARAM.fullmatch(getattr(self, name)):
+                raise ConfigError(f"upstream.{name} must be 1-64 letters, digits, '_', '.', '-'")
+        if self.number_format not in NUMBER_FORMATS:
+            raise ConfigError(f"upstream.number_format must be one of {', '.join(NUMBER_FORMATS)}")
+        for name in ("timeout_ms", "max_connections", "cache_max_entries", "breaker_failures"):
+            _positive(f"upstream.{name}", getattr(self, name))
+        for name in ("margin_ms", "fresh_ttl_s", "negative_ttl_s", "breaker_cooldown_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"upstream.{name} must be 0 or more")
+        if not self.fresh_ttl_s <= self.stale_ttl_s <= self.max_stale_s:
+            raise ConfigError(
+                "upstream.fresh_ttl_s <= upstream.stale_ttl_s <= upstream.max_stale_s must hold"
+            )
+
+    @property
+    def enabled(self) -> bool:
+        """True when the upstream API is configured."""
+        return bool(self.url)
+
+
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
     """How the router reads its SQLite store on the call path."""
@@ -200,9 +292,12 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     http: HTTPSettings = field(default_factory=HTTPSettings)
     api: APISettings = field(default_factory=APISettings)
+    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
 
     def __post_init__(self) -> None:
         _positive("deadline_ms", self.deadline_ms)
+        if self.upstream.margin_ms >= self.deadline_ms:
+            raise ConfigError("upstream.margin_ms must be less than deadline_ms")
         if not 1 <= len(self.default_queues) <= 4:
             raise ConfigError("default_queues must list 1 to 4 queues")
         for queue in self.default_queues:
@@ -398,6 +493,7 @@ __all__ = [
     "PromptSettings",
     "Settings",
     "StoreSettings",
+    "UpstreamSettings",
     "env_name",
     "load_settings",
     "parse_hostport",

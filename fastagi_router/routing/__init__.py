@@ -2,6 +2,6 @@
 
 from fastagi_router.routing.decision import REASONS, Decision, Status
 from fastagi_router.routing.router import Router
-from fastagi_router.routing.sources import CustomerSource, Found
+from fastagi_router.routing.sources import CallContext, CustomerSource, Found
 
-__all__ = ["REASONS", "CustomerSource", "Decision", "Found", "Router", "Status"]
+__all__ = ["REASONS", "CallContext", "CustomerSource", "Decision", "Found", "Router", "Status"]

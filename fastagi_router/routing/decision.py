@@ -46,6 +46,12 @@ REASONS: dict[str, str] = {
     "bad_request": "the AGI URL carries an invalid parameter (e.g. account)",
     "store_error": "the local store could not be read",
     "source_error": "a customer source beyond the local store failed",
+    "upstream_timeout": "the upstream API did not answer within the call's budget",
+    "upstream_unavailable": "the upstream API was unreachable, reset, or answered 5xx",
+    "upstream_bad_answer": "the upstream API answered something that is not usable JSON",
+    "upstream_bad_request": "the upstream API refused the request as malformed (400)",
+    "upstream_denied": "the upstream API refused the token for the account (401/403)",
+    "circuit_open": "the upstream API failed repeatedly and is not being asked for now",
     "hangup": "the caller hung up (no variables are set; counted in metrics)",
 }
 

@@ -23,7 +23,7 @@ from fastagi_router.metrics import Metrics
 from fastagi_router.model import DEFAULT_ACCOUNT, Route, check_account, check_code
 from fastagi_router.phone import CallerNumber, NumberParser
 from fastagi_router.routing.decision import Decision, Status
-from fastagi_router.routing.sources import CustomerSource, Found
+from fastagi_router.routing.sources import CallContext, CustomerSource, Found
 from fastagi_router.server.session import Session
 from fastagi_router.store import Store
 
@@ -113,12 +113,13 @@ class Router:
                 sanitize(account),
             )
             return Decision.fallback("bad_request", self.settings.default_queues, shown)
+        call = _context(session)
         try:
             if number is not None:
-                decision = await self._by_number(account, number, shown)
+                decision = await self._by_number(account, number, shown, call)
                 if decision is not None:
                     return decision
-            return await self._by_code(session, account, shown)
+            return await self._by_code(session, account, shown, call)
         except StoreError as exc:
             log.error("[%s] store unavailable: %s", sanitize(session.uniqueid), exc)
             return Decision.fallback("store_error", self.settings.default_queues, shown)
@@ -126,13 +127,15 @@ class Router:
             log.warning("[%s] customer source failed: %s", sanitize(session.uniqueid), exc)
             return Decision.fallback(exc.reason, self.settings.default_queues, shown)
 
-    async def _by_number(self, account: str, number: CallerNumber, shown: str) -> Decision | None:
+    async def _by_number(
+        self, account: str, number: CallerNumber, shown: str, call: CallContext
+    ) -> Decision | None:
         match = await self.store.lookup_number(account, number.key)
         found = Found(match.customer, "local") if match.customer is not None else None
         failure: SourceError | None = None
         if found is None:
             try:
-                found = await self._ask_sources(account, number=number)
+                found = await self._ask_sources(account, call, number=number)
             except SourceError as exc:
                 if match.route is None:
                     raise
@@ -150,25 +153,32 @@ class Router:
         return None
 
     async def _ask_sources(
-        self, account: str, *, number: CallerNumber | None = None, code: str | None = None
+        self,
+        account: str,
+        call: CallContext,
+        *,
+        number: CallerNumber | None = None,
+        code: str | None = None,
     ) -> Found | None:
         for source in self.sources:
             found = (
-                await source.by_number(account, number)
+                await source.by_number(account, number, call=call)
                 if number is not None
-                else await source.by_code(account, code or "")
+                else await source.by_code(account, code or "", call=call)
             )
             if found is not None:
                 return found
         return None
 
-    async def _find_code(self, account: str, code: str) -> Found | None:
+    async def _find_code(self, account: str, code: str, call: CallContext) -> Found | None:
         customer = await self.store.lookup_code(account, code)
         if customer is not None:
             return Found(customer, "local")
-        return await self._ask_sources(account, code=code)
+        return await self._ask_sources(account, call, code=code)
 
-    async def _by_code(self, session: Session, account: str, shown: str) -> Decision:
+    async def _by_code(
+        self, session: Session, account: str, shown: str, call: CallContext
+    ) -> Decision:
         prompt = self.settings.prompt
         typed = False
         if prompt.attempts > 0:
@@ -193,7 +203,7 @@ class Router:
                 check_code(digits)
             except ValidationError:
                 continue
-            found = await self._find_code(account, digits)
+            found = await self._find_code(account, digits, call)
             if found is not None:
                 self.metrics.inc("codes_total", outcome="accepted")
                 return self._customer(found, shown, "code")
@@ -245,6 +255,16 @@ def _valid_account(account: str) -> bool:
     except ValidationError:
         return False
     return True
+
+
+def _context(session: Session) -> CallContext:
+    """What the sources may know of the call: its id, the number dialled, its budget."""
+    deadline = session.deadline
+    return CallContext(
+        uniqueid=session.uniqueid,
+        extension=session.request.get("extension"),
+        remaining=deadline.remaining if deadline is not None else CallContext().remaining,
+    )
 
 
 def _shown(number: CallerNumber | None) -> str:

@@ -59,6 +59,21 @@ class Deadline:
         self._timeout.reschedule(asyncio.get_running_loop().time() + max(self._remaining, 0.0))
         self._paused = False
 
+    def remaining(self) -> float | None:
+        """Return the seconds left of the budget (frozen while paused), or None before it runs.
+
+        Work that can give up early (an upstream lookup) sizes its own wait from this, so
+        that the call still has time to answer with what it has.
+        """
+        if self._timeout is None:
+            return None
+        if self._paused:
+            return max(self._remaining, 0.0)
+        when = self._timeout.when()
+        if when is None:
+            return None
+        return max(when - asyncio.get_running_loop().time(), 0.0)
+
     def expired(self) -> bool:
         """True once the budget ran out."""
         return self._timeout is not None and self._timeout.expired()

@@ -72,6 +72,33 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX customer_numbers_owner ON customer_numbers (account, customer_id)",
         ),
     ),
+    Migration(
+        2,
+        "upstream API cache",
+        (
+            # One answer of the upstream customer API per (account, number or code): a
+            # customer (found = 1) or "not found" (found = 0). fetched_at is Unix time, so
+            # ages survive restarts.
+            """
+            CREATE TABLE upstream_cache (
+                account TEXT NOT NULL,
+                kind TEXT NOT NULL CHECK (kind IN ('number', 'code')),
+                lookup_key TEXT NOT NULL,
+                found INTEGER NOT NULL CHECK (found IN (0, 1)),
+                customer_id TEXT NOT NULL DEFAULT '',
+                destination1 TEXT NOT NULL DEFAULT '',
+                destination2 TEXT NOT NULL DEFAULT '',
+                destination3 TEXT NOT NULL DEFAULT '',
+                destination4 TEXT NOT NULL DEFAULT '',
+                vip INTEGER NOT NULL DEFAULT 0,
+                oncall INTEGER NOT NULL DEFAULT 0,
+                fetched_at REAL NOT NULL,
+                PRIMARY KEY (account, kind, lookup_key)
+            ) WITHOUT ROWID
+            """,
+            "CREATE INDEX upstream_cache_fetched ON upstream_cache (fetched_at)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

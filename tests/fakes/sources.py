@@ -17,12 +17,12 @@ class HangingSource:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def by_number(self, account: str, number: CallerNumber) -> Found | None:
+    async def by_number(self, account: str, number: CallerNumber, **_: Any) -> Found | None:
         self.calls += 1
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
-    async def by_code(self, account: str, code: str) -> Found | None:
+    async def by_code(self, account: str, code: str, **_: Any) -> Found | None:
         return await self.by_number(account, CallerNumber(code, None, code))
 
 
@@ -32,10 +32,10 @@ class FailingSource:
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    async def by_number(self, account: str, number: CallerNumber) -> Found | None:
+    async def by_number(self, account: str, number: CallerNumber, **_: Any) -> Found | None:
         raise self.error
 
-    async def by_code(self, account: str, code: str) -> Found | None:
+    async def by_code(self, account: str, code: str, **_: Any) -> Found | None:
         raise self.error
 
 
@@ -50,12 +50,12 @@ class DictSource:
         self.source = source
         self.asked: list[str] = []
 
-    async def by_number(self, account: str, number: CallerNumber) -> Found | None:
+    async def by_number(self, account: str, number: CallerNumber, **_: Any) -> Found | None:
         self.asked.append(number.key)
         customer = self.numbers.get(number.key)
         return Found(customer, self.source) if customer else None
 
-    async def by_code(self, account: str, code: str) -> Found | None:
+    async def by_code(self, account: str, code: str, **_: Any) -> Found | None:
         self.asked.append(code)
         customer = self.codes.get(code)
         return Found(customer, self.source) if customer else None
