@@ -23,7 +23,7 @@ import aiosqlite
 
 from fastagi_router.errors import ConflictError, StoreError
 from fastagi_router.model import DEFAULT_ACCOUNT, Customer, NumberMatch, Route
-from fastagi_router.store.base import Page
+from fastagi_router.store.base import LearnOutcome, Page
 from fastagi_router.store.schema import LATEST_VERSION, MIGRATIONS
 
 _ROUTE_COLUMNS = (
@@ -37,12 +37,15 @@ _CUSTOMER_COLUMNS = (
     " WHERE n.account = c.account AND n.customer_id = c.customer_id) AS numbers"
 )
 # One read answers a call: the route and the customer of a number, each preferring the
-# call's account over `default`.
+# call's account over `default`. A learned route not seen since :since is skipped here, in
+# the same read, so that an expired entry of the account lets `default`'s apply.
 _LOOKUP_NUMBER = f"""
 SELECT r.*, cu.* FROM (SELECT 1)
 LEFT JOIN (
     SELECT {_ROUTE_COLUMNS} FROM routes
     WHERE number_key = :key AND account IN (:account, '{DEFAULT_ACCOUNT}')
+      AND (origin = 'manual' OR :since IS NULL
+           OR coalesce(last_seen_at, updated_at) >= :since)
     ORDER BY account = '{DEFAULT_ACCOUNT}' LIMIT 1
 ) AS r ON 1
 LEFT JOIN (
@@ -61,7 +64,12 @@ _ROUTE_WIDTH = 10
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    return _timestamp(time.time())
+
+
+def _timestamp(posix: float) -> str:
+    """The store's time format: UTC, to the second, so that text order is time order."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(posix))
 
 
 def _route(row: Sequence[Any]) -> Route:
@@ -156,11 +164,16 @@ class SQLiteStore:
 
     # -- routing reads ---------------------------------------------------------------------
 
-    async def lookup_number(self, account: str, number_key: str) -> NumberMatch:
+    async def lookup_number(
+        self, account: str, number_key: str, *, learned_since: float | None = None
+    ) -> NumberMatch:
         """See `Store.lookup_number`."""
+        since = _timestamp(learned_since) if learned_since is not None else None
         rows = list(
             await self._read(
-                "number lookup", _LOOKUP_NUMBER, {"key": number_key, "account": account}
+                "number lookup",
+                _LOOKUP_NUMBER,
+                {"key": number_key, "account": account, "since": since},
             )
         )
         row = rows[0]
@@ -225,6 +238,51 @@ class SQLiteStore:
                 )
             )
         return _route(rows[0])
+
+    async def learn_route(
+        self,
+        account: str,
+        phone_number: str,
+        number_key: str,
+        agent: str,
+        *,
+        overwrite_manual: bool = False,
+    ) -> LearnOutcome:
+        """See `Store.learn_route`."""
+        now = _now()
+        select = f"SELECT {_ROUTE_COLUMNS} FROM routes WHERE number_key = ? AND account = ?"  # noqa: S608
+        async with self._transaction("learning a route") as db:
+            rows = list(await db.execute_fetchall(select, (number_key, account)))
+            current = _route(rows[0]) if rows else None
+            if current is None:
+                outcome = "created"
+                await db.execute(
+                    "INSERT INTO routes (account, phone_number, number_key, agent, description, "
+                    "origin, created_at, updated_at, last_seen_at) "
+                    "VALUES (?, ?, ?, ?, ?, 'learned', ?, ?, ?)",
+                    (account, phone_number, number_key, agent, agent, now, now, now),
+                )
+            elif current.agent == agent:
+                outcome = "refreshed"
+                await db.execute(
+                    "UPDATE routes SET last_seen_at = ? WHERE id = ?", (now, current.id)
+                )
+            elif current.origin == "manual" and not overwrite_manual:
+                return LearnOutcome("pinned", current)
+            else:
+                outcome = "updated"
+                await db.execute(
+                    """
+                    UPDATE routes SET agent = :agent, origin = 'learned',
+                        description = CASE WHEN description = agent THEN :agent
+                                           ELSE description END,
+                        updated_at = :now, last_seen_at = :now
+                    WHERE id = :id
+                    """,
+                    {"agent": agent, "now": now, "id": current.id},
+                )
+            rows = list(await db.execute_fetchall(select, (number_key, account)))
+        return LearnOutcome(outcome, _route(rows[0]))
 
     @staticmethod
     def _route_where(number_key: str | None, route_id: int | None) -> tuple[str, Any]:
