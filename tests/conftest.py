@@ -17,10 +17,14 @@ from fastagi_router.simulator import Asterisk
 def make_settings(tmp_path: Path, **changes: Any) -> Settings:
     """Settings for a test: a store in ``tmp_path``, an ephemeral port, and ``changes``.
 
-    ``agi`` and ``prompt`` take dicts of the fields to change in those sections.
+    Sections (``agi``, ``prompt``, ``ami``, ...) take dicts of the fields to change in them.
     """
     agi = dataclasses.replace(AGISettings(listen="127.0.0.1:0"), **changes.pop("agi", {}))
     prompt = dataclasses.replace(PromptSettings(), **changes.pop("prompt", {}))
+    for section in dataclasses.fields(Settings):
+        if isinstance(changes.get(section.name), dict):
+            default = section.default_factory()  # type: ignore[misc]
+            changes[section.name] = dataclasses.replace(default, **changes[section.name])
     return Settings(db=str(tmp_path / "router.db"), agi=agi, prompt=prompt, **changes)
 
 

@@ -347,7 +347,7 @@ async def test_without_mset_variables_are_set_one_by_one(start_router: Any) -> N
     result = await router.asterisk.call(spec(router))
     assert result.variables["SMARTROUTING_STATUS"] == "AGENT"
     assert result.commands[-1].startswith("SET VARIABLE SMARTROUTING_STATUS")
-    assert result.round_trips == 1 + 13
+    assert result.round_trips == 1 + 14
 
 
 async def test_changes_apply_to_the_very_next_call(start_router: Any) -> None:
