@@ -12,6 +12,7 @@ import logging
 import socket
 from collections.abc import Sequence
 
+from fastagi_router.ami import ManagerLearning
 from fastagi_router.config import Settings
 from fastagi_router.metrics import Metrics
 from fastagi_router.phone import NumberParser
@@ -34,8 +35,11 @@ class Application:
         metrics: Metrics,
         *,
         own_store: bool = True,
+        learning: ManagerLearning | None = None,
     ) -> None:
         self.settings = settings
+        #: Learning from the Asterisk Manager, when ``ami.host`` is set.
+        self.learning = learning
         self._own_store = own_store
         self.store = store
         self.router = router
@@ -56,9 +60,8 @@ class Application:
         own_store = store is None
         store = store if store is not None else await SQLiteStore.open(settings.db)
         try:
-            router = Router(
-                settings, store, NumberParser(settings.default_region), metrics, sources
-            )
+            numbers = NumberParser(settings.default_region)
+            router = Router(settings, store, numbers, metrics, sources)
             agi = AGIServer(settings, {"route": router.route}, router.fallback, metrics)
             await agi.start(agi_socket)
         except BaseException:
@@ -66,10 +69,18 @@ class Application:
                 with contextlib.suppress(Exception):
                     await store.close()
             raise
-        return cls(settings, store, router, agi, metrics, own_store=own_store)
+        learning = None
+        if settings.ami.enabled:
+            # Connects in the background: calls are served whether Asterisk's Manager is
+            # up, down or refusing the login.
+            learning = ManagerLearning(settings, store, numbers, metrics)
+            learning.start()
+        return cls(settings, store, router, agi, metrics, own_store=own_store, learning=learning)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting calls, let calls in progress finish, close the store."""
         await self.agi.stop(grace)
+        if self.learning is not None:
+            await self.learning.stop()
         if self._own_store:
             await self.store.close()
