@@ -46,6 +46,10 @@ from fastagi_router.phone import CallerNumber, NumberParser
 
 Event = Mapping[str, Any]
 
+#: The events that can teach something; every other one is dismissed by its name alone.
+EVENTS = frozenset(
+    {"QueueCallerJoin", "AgentCalled", "AgentConnect", "AgentComplete", "DialEnd", "Hangup"}
+)
 #: Calls and answered dials remembered at once; the oldest are forgotten first, so that
 #: calls whose end was never seen (the link dropped) cannot grow memory.
 MAX_TRACKED = 20000
@@ -206,8 +210,14 @@ class CallTracker:
         Returns a `Served` fact to record, a `Skipped` verdict for an answered call that
         teaches nothing, or None. Never raises on what the event holds.
         """
+        name = event.get("Event")
+        if isinstance(name, list | tuple):  # a repeated header: the first one counts
+            name = name[0] if name else None
+        if not isinstance(name, str) or name not in EVENTS:
+            return None  # most of the stream: dismissed by name alone
+        if name == "Hangup" and not self._pending:
+            return None
         headers = _Headers(event)
-        name = headers.get("Event")
         if name in ("QueueCallerJoin", "AgentCalled"):
             self._queue_calls.put(_call(headers))
         elif name == "AgentConnect":

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from fastagi_router.ami.learning import CallTracker, Served, Skipped
+from fastagi_router.ami.learning import EVENTS, CallTracker, Served, Skipped
 from fastagi_router.ami.listener import ManagerListener, ManagerStatus, Sleep
 from fastagi_router.ami.writer import RouteWriter
 from fastagi_router.config import Settings
@@ -48,7 +48,9 @@ class ManagerLearning:
             extra["sleep"] = sleep
         if rand is not None:
             extra["rand"] = rand
-        self.listener = ManagerListener(settings.ami, self.on_event, metrics, **extra)
+        self.listener = ManagerListener(
+            settings.ami, self.on_event, metrics, events=EVENTS, **extra
+        )
         self._clock = clock
         metrics.describe(
             "learning_skipped_total", "counter", "Answered calls that taught nothing, by reason"

@@ -41,6 +41,7 @@ class RouteWriter:
         self.overwrite_manual = overwrite_manual
         self._queue: asyncio.Queue[Served] = asyncio.Queue(limit)
         self._task: asyncio.Task[None] | None = None
+        self._dropped = 0
         metrics.describe(
             "learned_total", "counter", "Facts learned from Manager events, by what they changed"
         )
@@ -56,11 +57,14 @@ class RouteWriter:
             self._queue.put_nowait(served)
         except asyncio.QueueFull:
             self.metrics.inc("learned_total", outcome="dropped")
-            log.warning(
-                "learning: the store is not keeping up; dropped %s -> %s",
-                sanitize(served.number.key),
-                served.agent,
-            )
+            if not self._dropped:
+                # Once per episode: a stuck store would otherwise log every answered call.
+                log.warning(
+                    "learning: the store is not keeping up (%d facts waiting); dropping "
+                    "learned facts until it does",
+                    self._queue.qsize(),
+                )
+            self._dropped += 1
             return False
         return True
 
@@ -95,6 +99,11 @@ class RouteWriter:
                 log.exception("learning: failed to record %s", sanitize(served.number.key))
             finally:
                 self._queue.task_done()
+            if self._dropped and self._queue.empty():
+                # Said once the backlog is gone, not at the first free slot: a store at the
+                # edge would otherwise log a pair of lines every few facts.
+                log.warning("learning: caught up after dropping %d fact(s)", self._dropped)
+                self._dropped = 0
 
     async def _write(self, served: Served) -> None:
         try:

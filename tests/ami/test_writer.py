@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from fastagi_router.ami import RouteWriter, Served
 from fastagi_router.errors import StoreError
 from fastagi_router.metrics import Metrics
@@ -57,7 +59,7 @@ async def test_facts_are_written_in_order(store: SQLiteStore) -> None:
 
 
 async def test_a_stuck_store_fills_the_queue_and_later_facts_are_dropped(
-    store: SQLiteStore,
+    store: SQLiteStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     stuck = StuckStore(store)
     metrics = Metrics()
@@ -71,11 +73,19 @@ async def test_a_stuck_store_fills_the_queue_and_later_facts_are_dropped(
         assert metrics.value("learning_queue") == 3
         stuck.release.set()
         await writer.drain()
+        assert writer.submit(fact("0899990977", call="7"))
+        await writer.drain()
+        assert writer.submit(fact("0899990966", call="8"))  # no second "recording again"
+        await writer.drain()
     finally:
         await writer.stop()
     assert metrics.value("learning_queue") == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2  # one when dropping starts, one when it ends
+    assert "dropping learned facts" in warnings[0]
+    assert "caught up after dropping 3 fact(s)" in warnings[1]
     page = await store.list_routes("default", 10, 0)
-    assert page.total == 3
+    assert page.total == 5
 
 
 async def test_store_errors_are_counted_and_learning_goes_on(store: SQLiteStore) -> None:
