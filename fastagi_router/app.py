@@ -63,17 +63,18 @@ class Application:
             numbers = NumberParser(settings.default_region)
             router = Router(settings, store, numbers, metrics, sources)
             agi = AGIServer(settings, {"route": router.route}, router.fallback, metrics)
+            learning = (
+                ManagerLearning(settings, store, numbers, metrics) if settings.ami.enabled else None
+            )
             await agi.start(agi_socket)
         except BaseException:
             if own_store:
                 with contextlib.suppress(Exception):
                     await store.close()
             raise
-        learning = None
-        if settings.ami.enabled:
+        if learning is not None:
             # Connects in the background: calls are served whether Asterisk's Manager is
             # up, down or refusing the login.
-            learning = ManagerLearning(settings, store, numbers, metrics)
             learning.start()
         return cls(settings, store, router, agi, metrics, own_store=own_store, learning=learning)
 

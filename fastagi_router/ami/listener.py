@@ -1,7 +1,7 @@
-"""`ManagerListener`: a supervised Asterisk Manager connection that hands every event over.
+"""`ManagerListener`: a supervised Asterisk Manager connection that hands events over.
 
-panoramisk's `Manager` speaks the protocol (framing, actions and their responses, event
-dispatch); what it lacks for a server that must run for months is supplied here:
+panoramisk's `Manager` speaks the protocol (actions and their responses, message parsing,
+event dispatch); what it lacks for a server that must run for months is supplied here:
 
 * it reconnects on a fixed delay, forever, from a timer nobody can cancel: here each
   connection is one `_Manager` whose own reconnection is switched off, and the listener
@@ -14,9 +14,11 @@ dispatch); what it lacks for a server that must run for months is supplied here:
   same wrong secret (which fail2ban reads as an attack): here a refused login is logged as
   an error naming the user, reported as `ManagerState.AUTH_FAILED`, and retried only at
   the longest backoff, in case manager.conf is fixed meanwhile;
-* it buffers an unterminated message without limit, and decodes each TCP read on its own
-  (a UTF-8 character split across two reads is lost): `_Protocol` bounds the message at
-  `MAX_MESSAGE_BYTES` and decodes incrementally.
+* it buffers an unterminated message without limit, decodes each TCP read on its own (a
+  UTF-8 character split across two reads is lost), and parses a whole read, hundreds of
+  events, in one callback: `_Protocol` frames messages itself, bounds them at
+  `MAX_MESSAGE_BYTES`, decodes incrementally, dismisses unread events unparsed and works
+  through a burst a slice per loop iteration.
 
 Nothing here blocks: the connection lives in one task on the event loop the FastAGI server
 uses, events are handed to ``on_event`` synchronously (it must be quick; learning only
@@ -388,7 +390,9 @@ class ManagerListener:
         """Send ``action``; return its response. Raises `ManagerError` when the connection
         ends first or no response comes within ``timeout`` seconds."""
         future = manager.send_action(action)
-        await asyncio.wait({future, manager.lost}, timeout=timeout, return_when="FIRST_COMPLETED")
+        await asyncio.wait(
+            {future, manager.lost}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         if future.done():
             return future.result()
         future.cancel()
