@@ -207,7 +207,7 @@ class LearningSettings:
     contexts: tuple[str, ...] = ()
     #: The channel variable that names the account, exposed through manager.conf
     #: ``channelvars``; events without it belong to ``default``.
-    account_variable: str = "ROUTER_ACCOUNT"
+    account_variable: str = "SR_ACCOUNT"
     #: Regular expression with a group ``extension`` (or a first group) applied to the
     #: agent's device: the queue member's Interface, or the answering channel's name without
     #: its unique suffix.

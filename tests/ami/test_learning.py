@@ -146,7 +146,7 @@ def test_sources_switch_queue_or_dial_learning_off() -> None:
 
 @pytest.mark.parametrize("form", ["12", "11", "named"])
 def test_account_from_the_channel_variable(form: str) -> None:
-    blocks = [with_variable(b, "ROUTER_ACCOUNT", "CL0000", form) for b in QUEUE.events]
+    blocks = [with_variable(b, "SR_ACCOUNT", "CL0000", form) for b in QUEUE.events]
     served, _ = run(blocks)
     assert [f.account for f in served] == ["CL0000"]
 
@@ -161,13 +161,13 @@ def test_account_from_the_answering_side_when_the_caller_has_none() -> None:
     block = DIAL.events[DIAL.index("DialEnd", 1)]
     only_dest = block.replace(
         b"DestLinkedid: 1795654423.14\r\n",
-        b"DestLinkedid: 1795654423.14\r\nDestChanVariable: ROUTER_ACCOUNT=CL0007\r\n",
+        b"DestLinkedid: 1795654423.14\r\nDestChanVariable: SR_ACCOUNT=CL0007\r\n",
     )
     assert [f.account for f in run([only_dest])[0]] == ["CL0007"]
 
 
 def test_an_invalid_account_value_is_skipped_not_put_in_default() -> None:
-    blocks = [with_variable(b, "ROUTER_ACCOUNT", "CL 0000,x") for b in DIAL.events]
+    blocks = [with_variable(b, "SR_ACCOUNT", "CL 0000,x") for b in DIAL.events]
     assert run(blocks) == ([], [Skipped("bad_account", "CL 0000,x")])
 
 
@@ -288,3 +288,10 @@ def test_recording_helpers_are_faithful() -> None:
     assert raw.startswith("Asterisk Call Manager/12.0.0\r\nEvent: FullyBooted\r\n")
     assert all(b.endswith(b"\r\n\r\n") and b.count(b"\r\n\r\n") == 1 for b in QUEUE.events)
     assert dataclasses.is_dataclass(QUEUE)
+
+
+def test_local_channel_agents_can_keep_their_context() -> None:
+    # For a dialplan that dials Local/${SMARTROUTING_AGENT} with agents written 104@agents.
+    pattern = r"^Local/(?P<extension>[^/;]+)"
+    assert [f.agent for f in run(QUEUE.events, agent_pattern=pattern)[0]] == ["104@agents"]
+    assert [f.agent for f in run(DIAL.events, agent_pattern=pattern)[0]] == ["104@agents"]

@@ -78,7 +78,7 @@ async def test_replayed_queue_call_is_learned(
     learning = learning_for(tmp_path, store, fake.port)
     running.append(await started(learning))
     await connected(learning)
-    blocks = [with_variable(b, "ROUTER_ACCOUNT", "CL0000") for b in QUEUE.events]
+    blocks = [with_variable(b, "SR_ACCOUNT", "CL0000") for b in QUEUE.events]
     sent = await fake.send(blocks)
     assert 0 < sent < len(blocks)  # dialplan-class events (Newexten, VarSet) are filtered
     await delivered(learning, 1 + sent)
@@ -371,7 +371,7 @@ async def test_learned_entry_routes_the_next_call_end_to_end(
     learning = router.app.learning
     assert learning is not None
     await connected(learning)
-    blocks = [with_variable(b, "ROUTER_ACCOUNT", "CL0000") for b in QUEUE.events]
+    blocks = [with_variable(b, "SR_ACCOUNT", "CL0000") for b in QUEUE.events]
     await delivered(learning, 1 + await fake.send(blocks))
     result = await router.asterisk.call(
         CallSpec(callerid="0899990988", script="route?account=CL0000", port=router.app.agi.port)

@@ -73,7 +73,7 @@ async def test_serve_learns_from_the_manager_and_stops_cleanly(
         )
         try:
             await eventually(fake.logged_in, "the served router to log in", 30)
-            blocks = [with_variable(b, "ROUTER_ACCOUNT", "CL0000") for b in QUEUE.events]
+            blocks = [with_variable(b, "SR_ACCOUNT", "CL0000") for b in QUEUE.events]
             await fake.send(blocks)
             await eventually(lambda: _learned(db), "the learned route", 30)
             assert _learned(db) == [("CL0000", "104", "learned")]
