@@ -12,6 +12,7 @@ import logging
 import socket
 from collections.abc import Sequence
 
+from fastagi_router.ami import ManagerLearning
 from fastagi_router.api.server import HTTPServer
 from fastagi_router.config import Settings
 from fastagi_router.metrics import Metrics
@@ -40,9 +41,12 @@ class Application:
         http: HTTPServer | None = None,
         own_store: bool = True,
         upstream: UpstreamSource | None = None,
+        learning: ManagerLearning | None = None,
     ) -> None:
         self.settings = settings
         self.upstream = upstream
+        #: Learning from the Asterisk Manager, when ``ami.host`` is set.
+        self.learning = learning
         self._own_store = own_store
         self.store = store
         self.router = router
@@ -85,15 +89,17 @@ class Application:
             if settings.upstream.enabled:
                 upstream = await UpstreamSource.open(settings, metrics)
                 sources = (*sources, upstream)
-            router = Router(
-                settings, store, NumberParser(settings.default_region), metrics, sources
-            )
+            numbers = NumberParser(settings.default_region)
+            router = Router(settings, store, numbers, metrics, sources)
             agi = AGIServer(
                 settings,
                 {"route": router.route},
                 router.fallback,
                 metrics,
                 fast_handlers={"route": router.route_now},
+            )
+            learning = (
+                ManagerLearning(settings, store, numbers, metrics) if settings.ami.enabled else None
             )
             await agi.start(agi_socket)
             http = None
@@ -111,8 +117,20 @@ class Application:
                 with contextlib.suppress(Exception):
                     await store.close()
             raise
+        if learning is not None:
+            # Connects in the background: calls are served whether Asterisk's Manager is
+            # up, down or refusing the login.
+            learning.start()
         return cls(
-            settings, store, router, agi, metrics, http=http, own_store=own_store, upstream=upstream
+            settings,
+            store,
+            router,
+            agi,
+            metrics,
+            http=http,
+            own_store=own_store,
+            upstream=upstream,
+            learning=learning,
         )
 
     async def stop(self, grace: float | None = None) -> None:
@@ -120,6 +138,8 @@ class Application:
         if self.http is not None:
             await self.http.stop()
         await self.agi.stop(grace)
+        if self.learning is not None:
+            await self.learning.stop()
         if self.upstream is not None:
             await self.upstream.close()
         if self._own_store:

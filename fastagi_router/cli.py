@@ -15,6 +15,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TextIO
 
@@ -214,16 +215,20 @@ def cmd_routes(args: argparse.Namespace, out: TextIO) -> int:
             return EXIT_MISSING
         print(
             f"{'account':<12} {'phone_number':<16} {'key':<16} {'agent':<10} "
-            f"{'origin':<8} updated_at",
+            f"{'origin':<8} {'last_seen':<29} updated_at",
             file=out,
         )
+        expiry = _expiry(settings)
         offset = 0
         while True:
             page = await store.list_routes(None if args.account is None else account, _PAGE, offset)
             for r in page.items:
+                seen = r.last_seen_at or "-"
+                if r.origin == "learned" and expiry and (r.last_seen_at or r.updated_at) < expiry:
+                    seen += " (expired)"
                 print(
                     f"{r.account:<12} {r.phone_number:<16} {r.number_key:<16} {r.agent:<10} "
-                    f"{r.origin:<8} {r.updated_at}",
+                    f"{r.origin:<8} {seen:<29} {r.updated_at}",
                     file=out,
                 )
             offset += len(page.items)
@@ -231,6 +236,15 @@ def cmd_routes(args: argparse.Namespace, out: TextIO) -> int:
                 return EXIT_OK
 
     return asyncio.run(_with_store(settings, work))
+
+
+def _expiry(settings: Settings) -> str | None:
+    """The last-seen time (the store's UTC format) before which a learned entry no longer
+    routes, or None when ``learning.affinity_days`` is 0."""
+    days = settings.learning.affinity_days
+    if not days:
+        return None
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() - days * 86400))
 
 
 def cmd_customers(args: argparse.Namespace, out: TextIO) -> int:

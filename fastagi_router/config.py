@@ -273,6 +273,167 @@ class APISettings:
         parse_entries(self.tokens, "api.tokens")
 
 
+#: Device states a ``DEVICE_STATE()`` or ``EXTENSION_STATE()`` answer can name; ``EMPTY`` stands
+#: for an empty answer (no hint, or func_devstate not loaded).
+DEVICE_STATES = frozenset(
+    {
+        "NOT_INUSE",
+        "INUSE",
+        "BUSY",
+        "RINGING",
+        "RINGINUSE",
+        "ONHOLD",
+        "HOLDINUSE",
+        "UNAVAILABLE",
+        "UNKNOWN",
+        "INVALID",
+        "EMPTY",
+    }
+)
+#: Matches an agent's device (``PJSIP/104``, ``Local/104@agents``, ``SIP/104``): the extension
+#: is what follows the technology, up to ``@``, ``/`` or ``;``.
+DEFAULT_AGENT_PATTERN = r"^[A-Za-z0-9_]+/(?P<extension>[^@/;]+)"
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,79}")
+_NO_CONTROL = re.compile(r"[^\x00-\x1f\x7f]*")
+
+
+@dataclass(frozen=True, slots=True)
+class AMISettings:
+    """The Asterisk Manager Interface connection that learning listens on.
+
+    With ``host`` empty (the default) the router opens no Manager connection and learns
+    nothing; routing never depends on it.
+    """
+
+    host: str = ""
+    port: int = 5038
+    username: str = ""
+    #: Kept out of ``repr`` so that ``check-config`` and logs never print it.
+    secret: str = field(default="", repr=False)
+    connect_timeout_ms: int = 5000
+    #: How often the link is probed with a Ping, and how long the answer may take before the
+    #: link is declared dead (a peer that vanished without a FIN answers nothing).
+    ping_interval_ms: int = 10000
+    ping_timeout_ms: int = 5000
+    #: Reconnection delays double from ``backoff_initial_ms`` up to ``backoff_max_ms``, each
+    #: drawn at random between half and all of its value; a refused login waits the maximum.
+    backoff_initial_ms: int = 500
+    backoff_max_ms: int = 60000
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port <= 65535:
+            raise ConfigError(f"ami.port must be 1 to 65535, not {self.port}")
+        for name in (
+            "connect_timeout_ms",
+            "ping_interval_ms",
+            "ping_timeout_ms",
+            "backoff_initial_ms",
+            "backoff_max_ms",
+        ):
+            _positive(f"ami.{name}", getattr(self, name))
+        if self.backoff_max_ms < self.backoff_initial_ms:
+            raise ConfigError("ami.backoff_max_ms must not be less than ami.backoff_initial_ms")
+        for name in ("host", "username", "secret"):
+            value = getattr(self, name)
+            # A CR or LF would end the header of the Login action and start another.
+            if not _NO_CONTROL.fullmatch(value):
+                raise ConfigError(f"ami.{name} must not contain control characters")
+        if self.host and not (self.username and self.secret):
+            raise ConfigError("ami.username and ami.secret are required when ami.host is set")
+
+    @property
+    def enabled(self) -> bool:
+        """True when a Manager host is configured."""
+        return bool(self.host)
+
+
+@dataclass(frozen=True, slots=True)
+class LearningSettings:
+    """What the Manager events teach the sticky-agent table, and how long it stays true."""
+
+    #: 0: learn as soon as the agent answers. More: learn when the call ends, and only if
+    #: the agent talked at least this long (queue calls: AgentComplete's TalkTime; direct
+    #: dials: from the answer to the hang-up).
+    min_talk_seconds: int = 0
+    #: A learned entry not seen for this many days no longer routes (0: never expires).
+    #: Entries set by hand have no window.
+    affinity_days: int = 30
+    #: Whether learning may replace an entry set through the CLI or the API.
+    overwrite_manual: bool = False
+    #: Which calls learn: ``queue`` (Queue() answered by a member), ``dial`` (Dial() answered).
+    sources: tuple[str, ...] = ("queue", "dial")
+    #: Queues whose calls learn; empty: every queue.
+    queues: tuple[str, ...] = ()
+    #: Dialplan contexts (of the caller's channel when the agent answers) whose calls learn;
+    #: empty: every context.
+    contexts: tuple[str, ...] = ()
+    #: The channel variable that names the account, exposed through manager.conf
+    #: ``channelvars``; events without it belong to ``default``.
+    account_variable: str = "SR_ACCOUNT"
+    #: Regular expression with a group ``extension`` (or a first group) applied to the
+    #: agent's device: the queue member's Interface, or the answering channel's name without
+    #: its unique suffix.
+    agent_pattern: str = DEFAULT_AGENT_PATTERN
+    #: ``interface``: the extension comes from the member's Interface through
+    #: ``agent_pattern``; ``member_name``: the queue member's name is the extension.
+    agent_from: str = "interface"
+
+    def __post_init__(self) -> None:
+        if self.min_talk_seconds < 0:
+            raise ConfigError("learning.min_talk_seconds must be 0 or more")
+        if self.affinity_days < 0:
+            raise ConfigError("learning.affinity_days must be 0 (no window) or more")
+        unknown = set(self.sources) - {"queue", "dial"}
+        if unknown:
+            raise ConfigError(
+                f"learning.sources takes queue and dial, not {', '.join(sorted(unknown))}"
+            )
+        if not _VARIABLE.fullmatch(self.account_variable):
+            raise ConfigError(
+                "learning.account_variable must be a channel variable name (letters, digits, '_')"
+            )
+        try:
+            pattern = re.compile(self.agent_pattern)
+        except re.error as exc:
+            raise ConfigError(f"learning.agent_pattern is not a regular expression: {exc}") from exc
+        if "extension" not in pattern.groupindex and pattern.groups < 1:
+            raise ConfigError("learning.agent_pattern needs a group named 'extension'")
+        if self.agent_from not in ("interface", "member_name"):
+            raise ConfigError("learning.agent_from is interface or member_name")
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilitySettings:
+    """The check of the sticky agent's state before a call is sent to it (one round trip)."""
+
+    enabled: bool = False
+    #: ``{agent}`` is replaced by the extension. A device (``PJSIP/{agent}``) is asked through
+    #: ``${DEVICE_STATE(...)}``; a template holding ``${`` is sent as written, e.g.
+    #: ``${EXTENSION_STATE({agent}@agents)}``.
+    template: str = "PJSIP/{agent}"
+    #: States in which the call goes to the agent; any other state falls through.
+    route_states: tuple[str, ...] = ("NOT_INUSE", "UNKNOWN", "INVALID", "EMPTY")
+
+    def __post_init__(self) -> None:
+        if "{agent}" not in self.template:
+            raise ConfigError("availability.template must contain {agent}")
+        if not _NO_CONTROL.fullmatch(self.template) or len(self.template) > 200:
+            raise ConfigError(
+                "availability.template must be at most 200 characters, no control characters"
+            )
+        unknown = {s.upper() for s in self.route_states} - DEVICE_STATES
+        if unknown:
+            raise ConfigError(
+                f"availability.route_states: unknown state(s) {', '.join(sorted(unknown))} "
+                f"(known: {', '.join(sorted(DEVICE_STATES))})"
+            )
+
+    def expression(self, agent: str) -> str:
+        """Return the expression whose value is ``agent``'s state (for GET FULL VARIABLE)."""
+        text = self.template.replace("{agent}", agent)
+        return text if "${" in text else "${DEVICE_STATE(" + text + ")}"
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the router reads at start-up."""
@@ -293,6 +454,9 @@ class Settings:
     http: HTTPSettings = field(default_factory=HTTPSettings)
     api: APISettings = field(default_factory=APISettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
+    ami: AMISettings = field(default_factory=AMISettings)
+    learning: LearningSettings = field(default_factory=LearningSettings)
+    availability: AvailabilitySettings = field(default_factory=AvailabilitySettings)
 
     def __post_init__(self) -> None:
         _positive("deadline_ms", self.deadline_ms)
@@ -486,10 +650,15 @@ def load_settings(
 
 
 __all__ = [
+    "DEFAULT_AGENT_PATTERN",
     "DEFAULT_DB",
+    "DEVICE_STATES",
     "AGISettings",
+    "AMISettings",
     "APISettings",
+    "AvailabilitySettings",
     "HTTPSettings",
+    "LearningSettings",
     "PromptSettings",
     "Settings",
     "StoreSettings",

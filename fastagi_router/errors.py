@@ -17,11 +17,14 @@ everything the router means with one clause and still tell the kinds apart::
     ├── SourceError              a customer source could not answer; carries the
     │   │                        SMARTROUTING_REASON word the call ends with
     │   └── UpstreamError        the upstream customer API failed
+    ├── ManagerError             the Asterisk Manager connection failed or was lost (the
+    │   │                        listener reconnects; calls never see it)
+    │   └── ManagerAuthError     Asterisk refused the Manager login (username or secret)
     └── CallEnded                the caller hung up or Asterisk closed the session: the
                                  call ends quietly, nothing more is sent
 
-Errors from libraries (sqlite3, aiohttp, phonenumbers) are translated where they are caught,
-with ``raise X(...) from exc`` so the original stays in the traceback.
+Errors from libraries (sqlite3, aiohttp, phonenumbers, panoramisk) are translated where they
+are caught, with ``raise X(...) from exc`` so the original stays in the traceback.
 """
 
 from __future__ import annotations
@@ -81,6 +84,14 @@ class SourceError(RouterError):
 
 class UpstreamError(SourceError):
     """The upstream customer API failed to give a usable answer."""
+
+
+class ManagerError(RouterError):
+    """The Asterisk Manager connection could not be opened, or was lost."""
+
+
+class ManagerAuthError(ManagerError):
+    """Asterisk refused the Manager login: ``ami.username`` / ``ami.secret`` or manager.conf."""
 
 
 class CallEnded(RouterError):

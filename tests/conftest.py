@@ -36,13 +36,17 @@ def make_settings(tmp_path: Path, **changes: Any) -> Settings:
     """Settings for a test: a store in ``tmp_path``, ephemeral ports for FastAGI and the REST
     API, the `TEST_TOKENS`, and ``changes``.
 
-    ``agi``, ``prompt``, ``http`` and ``api`` take dicts of the fields to change in those
-    sections.
+    Sections (``agi``, ``prompt``, ``http``, ``api``, ``ami``, ...) take dicts of the fields
+    to change in them.
     """
     agi = dataclasses.replace(AGISettings(listen="127.0.0.1:0"), **changes.pop("agi", {}))
     prompt = dataclasses.replace(PromptSettings(), **changes.pop("prompt", {}))
     http = dataclasses.replace(HTTPSettings(listen="127.0.0.1:0"), **changes.pop("http", {}))
     api = dataclasses.replace(APISettings(tokens=TEST_TOKENS), **changes.pop("api", {}))
+    for section in dataclasses.fields(Settings):
+        if isinstance(changes.get(section.name), dict):
+            default = section.default_factory()  # type: ignore[misc]
+            changes[section.name] = dataclasses.replace(default, **changes[section.name])
     return Settings(
         db=str(tmp_path / "router.db"), agi=agi, prompt=prompt, http=http, api=api, **changes
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,6 +17,7 @@ import pytest
 
 from fastagi_router.cli import main
 from fastagi_router.csvio import COLUMNS
+from fastagi_router.store import SQLiteStore
 
 HEADER = ",".join(COLUMNS)
 
@@ -174,3 +177,34 @@ def test_call_with_nothing_listening(capsys: pytest.CaptureFixture[str]) -> None
     code, _out = run("call", "0899990988", "--port", str(_free_port()), "--timeout", "2")
     assert code == 1
     assert "no SMARTROUTING_STATUS" in capsys.readouterr().err
+
+
+def test_routes_list_shows_origin_last_seen_and_expiry(db: str, tmp_path: Path) -> None:
+    async def learn() -> None:
+        store = await SQLiteStore.open(db)
+        try:
+            await store.learn_route("default", "0899990977", "+84899990977", "104")
+            await store.learn_route("default", "0899990966", "+84899990966", "105")
+        finally:
+            await store.close()
+
+    assert run("routes", "set", "0899990988", "101", "--db", db)[0] == 0
+    asyncio.run(learn())
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(
+            "UPDATE routes SET last_seen_at = '2020-01-01 00:00:00' WHERE number_key = ?",
+            ("+84899990966",),
+        )
+    conn.close()
+    code, out = run("routes", "list", "--db", db)
+    assert code == 0
+    lines = {line.split()[2]: line for line in out.splitlines()[1:]}
+    assert lines["+84899990988"].split()[4:6] == ["manual", "-"]
+    assert lines["+84899990977"].split()[4] == "learned"
+    assert "expired" not in lines["+84899990977"]
+    assert "2020-01-01 00:00:00 (expired)" in lines["+84899990966"]
+    config = tmp_path / "no-window.toml"
+    config.write_text("[learning]\naffinity_days = 0\n")
+    out = run("routes", "list", "--db", db, "--config", str(config))[1]
+    assert "expired" not in out

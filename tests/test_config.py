@@ -90,3 +90,94 @@ def test_every_setting_has_an_environment_name() -> None:
     names = setting_names()
     assert env_name("agi.listen") == "FASTAGI_ROUTER_AGI_LISTEN"
     assert len({env_name(n) for n in names}) == len(names)
+
+
+def test_manager_settings_from_the_environment_switch_learning_on() -> None:
+    s = load_settings(
+        environ={
+            "FASTAGI_ROUTER_AMI_HOST": "pbx.example.net",
+            "FASTAGI_ROUTER_AMI_PORT": "5039",
+            "FASTAGI_ROUTER_AMI_USERNAME": "router",
+            "FASTAGI_ROUTER_AMI_SECRET": "s3cret",
+        }
+    )
+    assert s.ami.enabled
+    assert (s.ami.host, s.ami.port, s.ami.username, s.ami.secret) == (
+        "pbx.example.net",
+        5039,
+        "router",
+        "s3cret",
+    )
+    assert not load_settings(environ={}).ami.enabled
+
+
+def test_the_manager_secret_is_never_printed() -> None:
+    s = load_settings(
+        environ={
+            "FASTAGI_ROUTER_AMI_HOST": "pbx",
+            "FASTAGI_ROUTER_AMI_USERNAME": "router",
+            "FASTAGI_ROUTER_AMI_SECRET": "hunter2-secret",
+        }
+    )
+    assert "hunter2-secret" not in repr(s)
+    assert "router" in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"FASTAGI_ROUTER_AMI_HOST": "pbx"}, "ami.username"),
+        ({"FASTAGI_ROUTER_AMI_PORT": "0"}, "ami.port"),
+        ({"FASTAGI_ROUTER_AMI_PING_TIMEOUT_MS": "0"}, "ami.ping_timeout_ms"),
+        (
+            {
+                "FASTAGI_ROUTER_AMI_BACKOFF_INITIAL_MS": "5000",
+                "FASTAGI_ROUTER_AMI_BACKOFF_MAX_MS": "100",
+            },
+            "ami.backoff_max_ms",
+        ),
+        ({"FASTAGI_ROUTER_LEARNING_SOURCES": "queue,fax"}, "learning.sources"),
+        ({"FASTAGI_ROUTER_LEARNING_MIN_TALK_SECONDS": "-1"}, "learning.min_talk_seconds"),
+        ({"FASTAGI_ROUTER_LEARNING_AFFINITY_DAYS": "-3"}, "learning.affinity_days"),
+        (
+            {"FASTAGI_ROUTER_LEARNING_ACCOUNT_VARIABLE": "ROUTER ACCOUNT"},
+            "learning.account_variable",
+        ),
+        ({"FASTAGI_ROUTER_LEARNING_AGENT_PATTERN": "PJSIP/(["}, "learning.agent_pattern"),
+        ({"FASTAGI_ROUTER_LEARNING_AGENT_PATTERN": "PJSIP/.*"}, "learning.agent_pattern"),
+        ({"FASTAGI_ROUTER_LEARNING_AGENT_FROM": "caller"}, "learning.agent_from"),
+        ({"FASTAGI_ROUTER_AVAILABILITY_TEMPLATE": "PJSIP/104"}, "availability.template"),
+        (
+            {"FASTAGI_ROUTER_AVAILABILITY_ROUTE_STATES": "NOT_INUSE,FREE"},
+            "availability.route_states",
+        ),
+    ],
+)
+def test_bad_learning_and_availability_settings_name_themselves(
+    environ: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        load_settings(environ=environ)
+
+
+def test_a_secret_with_a_line_break_is_refused(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, '[ami]\nhost = "pbx"\nusername = "r"\nsecret = "a\\r\\nAction: Originate"\n'
+    )
+    with pytest.raises(ConfigError, match=r"ami\.secret"):
+        load_settings(path, environ={})
+
+
+def test_learning_and_availability_from_toml(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "[learning]\nqueues = ['support', 'sales']\nmin_talk_seconds = 20\n"
+        "[availability]\nenabled = true\ntemplate = '${EXTENSION_STATE({agent}@agents)}'\n"
+        "route_states = ['not_inuse', 'EMPTY']\n",
+    )
+    s = load_settings(path, environ={})
+    assert s.learning.queues == ("support", "sales")
+    assert s.learning.min_talk_seconds == 20
+    assert s.availability.enabled
+    assert s.availability.expression("104") == "${EXTENSION_STATE(104@agents)}"
+    assert load_settings(environ={}).availability.expression("104") == "${DEVICE_STATE(PJSIP/104)}"

@@ -4,6 +4,7 @@ The contract with the dialplan (README, "Channel variables")::
 
     SMARTROUTING_STATUS          AGENT | CUSTOMER | UNKNOWN | FALLBACK   (always set, set last)
     SMARTROUTING_AGENT           the sticky agent's extension, or empty
+    SMARTROUTING_AGENT_STATE     the agent's device state when it was checked, or empty
     SMARTROUTING_DEST1..DEST4    destination queues in order, empty when unused
     SMARTROUTING_VIP             1 | 0
     SMARTROUTING_ONCALL          1 | 0
@@ -53,6 +54,7 @@ REASONS: dict[str, str] = {
     "upstream_denied": "the upstream API refused the token for the account (401/403)",
     "circuit_open": "the upstream API failed repeatedly and is not being asked for now",
     "hangup": "the caller hung up (no variables are set; counted in metrics)",
+    "agent_busy": "the sticky agent's state was not one that routes (availability check)",
 }
 
 
@@ -70,6 +72,8 @@ class Decision:
     identified_by: str = "none"
     source: str = "none"
     reason: str = ""
+    #: The agent's state as Asterisk answered it, when availability was checked.
+    agent_state: str = ""
 
     def __post_init__(self) -> None:
         if len(self.destinations) > 4:
@@ -87,6 +91,7 @@ class Decision:
         slots = (*self.destinations, "", "", "", "")[:4]
         return [
             (PREFIX + "AGENT", self.agent),
+            (PREFIX + "AGENT_STATE", self.agent_state),
             (PREFIX + "DEST1", slots[0]),
             (PREFIX + "DEST2", slots[1]),
             (PREFIX + "DEST3", slots[2]),

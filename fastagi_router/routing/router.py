@@ -7,12 +7,16 @@
    and sound files configurable), look the code up the same way.
 4. Return the SMARTROUTING_* variables; the engine sends them in one round trip.
 
-A recognised caller costs one round trip in all; the prompt path costs the prompts.
+A recognised caller costs one round trip in all; the prompt path costs the prompts. With
+the availability check on, a call to a sticky agent costs one more (`availability`).
+Learned sticky-agent entries not seen within ``learning.affinity_days`` are skipped by the
+store read itself, so the window costs nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 
 from fastagi_router.agi import AGIRequest, commands
@@ -22,6 +26,7 @@ from fastagi_router.logutil import sanitize
 from fastagi_router.metrics import Metrics
 from fastagi_router.model import DEFAULT_ACCOUNT, Route, check_account, check_code
 from fastagi_router.phone import CallerNumber, NumberParser
+from fastagi_router.routing.availability import AgentCheck
 from fastagi_router.routing.decision import Decision, Status
 from fastagi_router.routing.sources import CallContext, CustomerSource, Found
 from fastagi_router.server.session import Session
@@ -46,11 +51,16 @@ class Router:
         self.numbers = numbers
         self.metrics = metrics
         self.sources = tuple(sources)
+        self.agent_check = (
+            AgentCheck(settings.availability, metrics) if settings.availability.enabled else None
+        )
         metrics.describe("calls_total", "counter", "Routed calls by status, reason and source")
 
     async def route(self, session: Session) -> list[tuple[str, str]]:
         """Handle one ``route`` call: decide, count, log, and return the variables to set."""
         decision = await self.decide(session)
+        if self.agent_check is not None and decision.status is Status.AGENT:
+            decision = await self.agent_check.apply(session, decision)
         return self._answer(session.request, decision)
 
     def route_now(self, request: AGIRequest) -> list[tuple[str, str]] | None:
@@ -61,9 +71,13 @@ class Router:
         number = self.numbers.caller(request.callerid)
         if number is None or not _valid_account(account):
             return None
-        match = self.store.lookup_number_now(account, number.key)
+        match = self.store.lookup_number_now(
+            account, number.key, learned_since=self._learned_since()
+        )
         if match is None or (match.customer is None and (match.route is None or self.sources)):
             return None  # unknown here: the sources or the prompt decide, with waiting
+        if match.route is not None and self.agent_check is not None:
+            return None  # the agent's state is asked over the session: one round trip more
         found = Found(match.customer, "local") if match.customer is not None else None
         decision = self._from_match(match.route, found, _shown(number), "")
         assert decision is not None
@@ -130,7 +144,9 @@ class Router:
     async def _by_number(
         self, account: str, number: CallerNumber, shown: str, call: CallContext
     ) -> Decision | None:
-        match = await self.store.lookup_number(account, number.key)
+        match = await self.store.lookup_number(
+            account, number.key, learned_since=self._learned_since()
+        )
         found = Found(match.customer, "local") if match.customer is not None else None
         failure: SourceError | None = None
         if found is None:
@@ -151,6 +167,11 @@ class Router:
         if found is not None:
             return self._customer(found, shown, "number")
         return None
+
+    def _learned_since(self) -> float | None:
+        """The oldest last-seen time at which a learned entry still routes (None: no window)."""
+        days = self.settings.learning.affinity_days
+        return time.time() - days * 86400 if days else None
 
     async def _ask_sources(
         self,

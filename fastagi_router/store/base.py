@@ -29,15 +29,33 @@ class Page(Generic[T]):
     total: int
 
 
+@dataclass(frozen=True, slots=True)
+class LearnOutcome:
+    """What `Store.learn_route` did: ``outcome`` is ``created`` (a new learned entry),
+    ``updated`` (the entry now names the new agent), ``refreshed`` (same agent, last seen now)
+    or ``pinned`` (a manual entry for another agent was kept as it was); ``route`` as stored."""
+
+    outcome: str
+    route: Route
+
+
 class Store(Protocol):
     """Routes (the sticky-agent table) and customers, scoped by account."""
 
-    async def lookup_number(self, account: str, number_key: str) -> NumberMatch:
+    async def lookup_number(
+        self, account: str, number_key: str, *, learned_since: float | None = None
+    ) -> NumberMatch:
         """Return the route and the customer for ``number_key`` in ``account`` (each falling
-        back to the ``default`` account), in one read."""
+        back to the ``default`` account), in one read.
+
+        With ``learned_since`` (POSIX time), a learned route last seen before it is ignored,
+        as if absent; manual routes are never ignored.
+        """
         ...
 
-    def lookup_number_now(self, account: str, number_key: str) -> NumberMatch | None:
+    def lookup_number_now(
+        self, account: str, number_key: str, *, learned_since: float | None = None
+    ) -> NumberMatch | None:
         """`lookup_number` answered synchronously, without waiting on anything, when the
         store can (an in-memory hit, or a read that takes microseconds); None when it
         cannot, and the caller then awaits `lookup_number`. A store on a network (e.g.
@@ -60,6 +78,22 @@ class Store(Protocol):
         origin: str = "manual",
     ) -> Route:
         """Insert or update the route of ``number_key`` in ``account``; return it as stored."""
+        ...
+
+    async def learn_route(
+        self,
+        account: str,
+        phone_number: str,
+        number_key: str,
+        agent: str,
+        *,
+        overwrite_manual: bool = False,
+    ) -> LearnOutcome:
+        """Record that ``agent`` just served ``number_key`` in ``account``, in one transaction.
+
+        A learned entry follows the latest agent; a manual entry is kept unless
+        ``overwrite_manual`` (its last-seen time is refreshed when the agent is the same).
+        """
         ...
 
     async def get_route(

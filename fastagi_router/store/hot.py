@@ -72,8 +72,14 @@ class HotStore:
         if len(self._entries) > self.size:
             self._entries.popitem(last=False)
 
-    def lookup_number_now(self, account: str, number_key: str) -> NumberMatch | None:
-        """See `Store.lookup_number_now`: from memory, else from SQLite's loop-thread read."""
+    def lookup_number_now(
+        self, account: str, number_key: str, *, learned_since: float | None = None
+    ) -> NumberMatch | None:
+        """See `Store.lookup_number_now`: from memory, else from SQLite's loop-thread read.
+
+        An entry is reused whatever ``learned_since`` a later call passes: a learned route
+        that leaves its affinity window may still route for up to ``max_age`` seconds.
+        """
         if not self._valid():
             return None
         key = ("n", account, number_key)
@@ -82,16 +88,18 @@ class HotStore:
             self.hits += 1
             hit: NumberMatch = value
             return hit
-        match = self.inner.lookup_number_now(account, number_key)
+        match = self.inner.lookup_number_now(account, number_key, learned_since=learned_since)
         if match is not None:
             self.misses += 1
             self._put(key, match)
         return match
 
-    async def lookup_number(self, account: str, number_key: str) -> NumberMatch:
-        """See `Store.lookup_number`."""
+    async def lookup_number(
+        self, account: str, number_key: str, *, learned_since: float | None = None
+    ) -> NumberMatch:
+        """See `Store.lookup_number` (and `lookup_number_now` for ``learned_since``)."""
         if not self._valid():
-            return await self.inner.lookup_number(account, number_key)
+            return await self.inner.lookup_number(account, number_key, learned_since=learned_since)
         key = ("n", account, number_key)
         value = self._get(key)
         if value is not _MISSING:
@@ -99,7 +107,7 @@ class HotStore:
             match: NumberMatch = value
             return match
         self.misses += 1
-        match = await self.inner.lookup_number(account, number_key)
+        match = await self.inner.lookup_number(account, number_key, learned_since=learned_since)
         self._put(key, match)
         return match
 

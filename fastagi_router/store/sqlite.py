@@ -24,7 +24,7 @@ import aiosqlite
 
 from fastagi_router.errors import ConflictError, StoreError
 from fastagi_router.model import DEFAULT_ACCOUNT, Customer, NumberMatch, Route
-from fastagi_router.store.base import Page
+from fastagi_router.store.base import LearnOutcome, Page
 from fastagi_router.store.schema import LATEST_VERSION, MIGRATIONS
 
 _ROUTE_COLUMNS = (
@@ -38,13 +38,19 @@ _CUSTOMER_COLUMNS = (
     " WHERE n.account = c.account AND n.customer_id = c.customer_id) AS numbers"
 )
 # The reads that answer a call. Each prefers the call's account over `default`; UNION ALL
-# with LIMIT 1 stops at the first hit and, unlike ORDER BY, needs no temporary b-tree.
-_LOOKUP_ROUTE = f"""
+# with LIMIT 1 stops at the first hit and, unlike ORDER BY, needs no temporary b-tree. A
+# learned route not seen since :since is skipped in the same read, so that an expired entry
+# of the account lets `default`'s apply.
+_ROUTE_FOR = f"""
 SELECT {_ROUTE_COLUMNS} FROM routes WHERE number_key = :key AND account = :account
+  AND (origin = 'manual' OR :since IS NULL OR coalesce(last_seen_at, updated_at) >= :since)
+"""  # noqa: S608
+_LOOKUP_ROUTE = f"""
+{_ROUTE_FOR}
 UNION ALL
-SELECT {_ROUTE_COLUMNS} FROM routes WHERE number_key = :key AND account = '{DEFAULT_ACCOUNT}'
+{_ROUTE_FOR.replace(":account", f"'{DEFAULT_ACCOUNT}'")}
 LIMIT 1
-"""  # noqa: S608 (constants only; values are bound parameters)
+"""
 _CUSTOMER_BY_NUMBER = f"""
 SELECT {_CUSTOMER_COLUMNS} FROM customer_numbers AS m
 JOIN customers AS c ON c.account = m.account AND c.customer_id = m.customer_id
@@ -71,7 +77,17 @@ log = logging.getLogger("fastagi_router.store")
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    return _timestamp(time.time())
+
+
+def _lookup_params(account: str, number_key: str, learned_since: float | None) -> dict[str, Any]:
+    since = _timestamp(learned_since) if learned_since is not None else None
+    return {"key": number_key, "account": account, "since": since}
+
+
+def _timestamp(posix: float) -> str:
+    """The store's time format: UTC, to the second, so that text order is time order."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(posix))
 
 
 def _route(row: Sequence[Any]) -> Route:
@@ -186,12 +202,12 @@ class SQLiteStore:
 
     # -- routing reads ---------------------------------------------------------------------
 
-    async def _slow_read(self, action: str, sql: str, params: dict[str, str]) -> Any:
+    async def _slow_read(self, action: str, sql: str, params: dict[str, Any]) -> Any:
         """Return the first row of a read through the aiosqlite thread (or None)."""
         rows = list(await self._read(action, sql, params))
         return rows[0] if rows else None
 
-    async def _point_read(self, action: str, sql: str, params: dict[str, str]) -> Any:
+    async def _point_read(self, action: str, sql: str, params: dict[str, Any]) -> Any:
         """Return the first row of a routing read (or None): synchronously when possible."""
         if self._fast is not None:
             try:
@@ -203,12 +219,14 @@ class SQLiteStore:
         rows = list(await self._read(action, sql, params))
         return rows[0] if rows else None
 
-    def lookup_number_now(self, account: str, number_key: str) -> NumberMatch | None:
+    def lookup_number_now(
+        self, account: str, number_key: str, *, learned_since: float | None = None
+    ) -> NumberMatch | None:
         """See `Store.lookup_number_now`: the two reads on the loop-thread connection, which
         never waits for a lock; None when there is no such connection or SQLite is busy."""
         if self._fast is None:
             return None
-        params = {"key": number_key, "account": account}
+        params = _lookup_params(account, number_key, learned_since)
         try:
             route = self._fast.execute(_LOOKUP_ROUTE, params).fetchone()
             customer = self._fast.execute(_LOOKUP_CUSTOMER, params).fetchone()
@@ -221,12 +239,14 @@ class SQLiteStore:
             customer=_customer(customer) if customer is not None else None,
         )
 
-    async def lookup_number(self, account: str, number_key: str) -> NumberMatch:
+    async def lookup_number(
+        self, account: str, number_key: str, *, learned_since: float | None = None
+    ) -> NumberMatch:
         """See `Store.lookup_number`."""
-        match = self.lookup_number_now(account, number_key)
+        match = self.lookup_number_now(account, number_key, learned_since=learned_since)
         if match is not None:
             return match
-        params = {"key": number_key, "account": account}
+        params = _lookup_params(account, number_key, learned_since)
         route = await self._slow_read("route lookup", _LOOKUP_ROUTE, params)
         customer = await self._slow_read("customer lookup", _LOOKUP_CUSTOMER, params)
         return NumberMatch(
@@ -291,6 +311,51 @@ class SQLiteStore:
                 )
             )
         return _route(rows[0])
+
+    async def learn_route(
+        self,
+        account: str,
+        phone_number: str,
+        number_key: str,
+        agent: str,
+        *,
+        overwrite_manual: bool = False,
+    ) -> LearnOutcome:
+        """See `Store.learn_route`."""
+        now = _now()
+        select = f"SELECT {_ROUTE_COLUMNS} FROM routes WHERE number_key = ? AND account = ?"  # noqa: S608
+        async with self._transaction("learning a route") as db:
+            rows = list(await db.execute_fetchall(select, (number_key, account)))
+            current = _route(rows[0]) if rows else None
+            if current is None:
+                outcome = "created"
+                await db.execute(
+                    "INSERT INTO routes (account, phone_number, number_key, agent, description, "
+                    "origin, created_at, updated_at, last_seen_at) "
+                    "VALUES (?, ?, ?, ?, ?, 'learned', ?, ?, ?)",
+                    (account, phone_number, number_key, agent, agent, now, now, now),
+                )
+            elif current.agent == agent:
+                outcome = "refreshed"
+                await db.execute(
+                    "UPDATE routes SET last_seen_at = ? WHERE id = ?", (now, current.id)
+                )
+            elif current.origin == "manual" and not overwrite_manual:
+                return LearnOutcome("pinned", current)
+            else:
+                outcome = "updated"
+                await db.execute(
+                    """
+                    UPDATE routes SET agent = :agent, origin = 'learned',
+                        description = CASE WHEN description = agent THEN :agent
+                                           ELSE description END,
+                        updated_at = :now, last_seen_at = :now
+                    WHERE id = :id
+                    """,
+                    {"agent": agent, "now": now, "id": current.id},
+                )
+            rows = list(await db.execute_fetchall(select, (number_key, account)))
+        return LearnOutcome(outcome, _route(rows[0]))
 
     @staticmethod
     def _route_where(number_key: str | None, route_id: int | None) -> tuple[str, Any]:
