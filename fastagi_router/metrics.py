@@ -43,6 +43,20 @@ class Metrics:
             series = self._counters[name] = defaultdict(float)
         series[tuple(labels.items())] += amount
 
+    def counter(self, name: str, **labels: str) -> Callable[[float], None]:
+        """Return a function that adds to counter ``name`` with ``labels``: an increment
+        on the call path without building the label key each time."""
+        series = self._counters.get(name)
+        if series is None:
+            series = self._counters[name] = defaultdict(float)
+        key = tuple(labels.items())
+        counts = series
+
+        def add(amount: float = 1.0) -> None:
+            counts[key] += amount
+
+        return add
+
     def gauge(self, name: str, read: Callable[[], float], text: str = "") -> None:
         """Register a gauge whose value is ``read()`` at render time."""
         self._gauges[name] = read

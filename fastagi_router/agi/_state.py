@@ -41,6 +41,10 @@ class State(enum.Enum):
     CLOSED = "closed"  # the peer closed, or we did
     ERROR = "error"  # the peer broke the protocol; nothing more can be read or sent
 
+    # Members are singletons: hash by identity, in C, rather than Enum's hash of the name
+    # (the state table is consulted on every transition of every call).
+    __hash__ = object.__hash__
+
 
 # Every transition the connection may make; anything else is a bug in this package.
 _TRANSITIONS: dict[State, frozenset[State]] = {

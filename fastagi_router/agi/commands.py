@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastagi_router.errors import LocalProtocolError
 
@@ -48,15 +48,18 @@ class Command:
 
     line: str
     channel_time: bool = False
+    #: The line on the wire, newline included (computed once, when the command is built).
+    data: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if _UNSENDABLE.search(self.line):
             raise LocalProtocolError("an AGI command cannot carry CR, LF or NUL")
         try:
-            size = len(self.line.encode("utf-8"))
+            data = (self.line + "\n").encode("utf-8")
         except UnicodeEncodeError as exc:  # a lone surrogate, e.g. from JSON "\ud800"
             raise LocalProtocolError("an AGI command must be valid Unicode text") from exc
-        if size + 1 >= AGI_BUF_LEN:
+        object.__setattr__(self, "data", data)
+        if len(data) >= AGI_BUF_LEN:
             raise LocalProtocolError(
                 f"an AGI command line must be shorter than {AGI_BUF_LEN} bytes "
                 "(Asterisk would run the rest as a second command)"
@@ -76,7 +79,7 @@ class Command:
 
     def encode(self) -> bytes:
         """Return the line as bytes on the wire, newline included."""
-        return (self.line + "\n").encode("utf-8")
+        return self.data
 
 
 _MULTI_WORD_VERBS = frozenset(
@@ -243,7 +246,18 @@ def set_variables(variables: list[tuple[str, str]]) -> list[Command]:
     Values that cannot travel inside MSet get their own ``SET VARIABLE``, sent first; the
     rest go in one ``EXEC MSet`` that always carries the last variable, so the last one is
     set last whatever the values hold (a dialplan reading it then sees all the others).
+    Raises `LocalProtocolError` for a value no command can carry (CR, LF, NUL).
     """
+    return list(_set_variables(tuple(variables)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _set_variables(variables: tuple[tuple[str, str], ...]) -> tuple[Command, ...]:
+    # The same few answers go out again and again (one per known caller): build each once.
+    return tuple(_build_set_variables(variables))
+
+
+def _build_set_variables(variables: tuple[tuple[str, str], ...]) -> list[Command]:
     if 0 < len(variables) <= MSET_MAX_PAIRS and mset_safe("".join(v for _, v in variables)):
         # The usual answer: every value plain, all in one MSet (names checked once each).
         names = tuple(n for n, _ in variables)

@@ -15,16 +15,23 @@ store read itself, so the window costs nothing.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from fastagi_router.agi import AGIRequest, commands
 from fastagi_router.config import Settings
 from fastagi_router.errors import CallEnded, SourceError, StoreError, ValidationError
 from fastagi_router.logutil import sanitize
 from fastagi_router.metrics import Metrics
-from fastagi_router.model import DEFAULT_ACCOUNT, Route, check_account, check_code
+from fastagi_router.model import (
+    DEFAULT_ACCOUNT,
+    NumberMatch,
+    Route,
+    check_account,
+    check_code,
+)
 from fastagi_router.phone import CallerNumber, NumberParser
 from fastagi_router.routing.availability import AgentCheck
 from fastagi_router.routing.decision import Decision, Status
@@ -55,6 +62,10 @@ class Router:
             AgentCheck(settings.availability, metrics) if settings.availability.enabled else None
         )
         metrics.describe("calls_total", "counter", "Routed calls by status, reason and source")
+        # Fast-path decisions by (account, number key), with the store answer they came from.
+        self._answers: dict[tuple[str, str], tuple[NumberMatch, Decision, list[tuple[str, str]]]]
+        self._answers = {}
+        self._call_counters: dict[tuple[Status, str, str], Callable[[float], None]] = {}
 
     async def route(self, session: Session) -> list[tuple[str, str]]:
         """Handle one ``route`` call: decide, count, log, and return the variables to set."""
@@ -78,21 +89,40 @@ class Router:
             return None  # unknown here: the sources or the prompt decide, with waiting
         if match.route is not None and self.agent_check is not None:
             return None  # the agent's state is asked over the session: one round trip more
-        found = Found(match.customer, "local") if match.customer is not None else None
-        decision = self._from_match(match.route, found, _shown(number), "")
-        assert decision is not None
-        return self._answer(request, decision)
+        key = (account, number.key)
+        known = self._answers.get(key)
+        if known is not None and known[0] is match:
+            # The store answered with the very object it gave last time (nothing changed
+            # since, see HotStore): so is the decision.
+            decision, variables = known[1], known[2]
+        else:
+            found = Found(match.customer, "local") if match.customer is not None else None
+            decided = self._from_match(match.route, found, _shown(number), "")
+            assert decided is not None
+            decision, variables = decided, decided.variables()
+            if len(self._answers) >= _ANSWERS_KEPT:
+                self._answers.clear()
+            self._answers[key] = (match, decision, variables)
+        self._count(request, decision)
+        return variables
 
     def _answer(self, request: AGIRequest, decision: Decision) -> list[tuple[str, str]]:
-        self.metrics.inc(
-            "calls_total",
-            status=str(decision.status),
-            reason=decision.reason or "none",
-            source=decision.source,
-        )
+        self._count(request, decision)
+        return decision.variables()
+
+    def _count(self, request: AGIRequest, decision: Decision) -> None:
+        labels = (decision.status, decision.reason, decision.source)
+        add = self._call_counters.get(labels)
+        if add is None:
+            add = self._call_counters[labels] = self.metrics.counter(
+                "calls_total",
+                status=str(decision.status),
+                reason=decision.reason or "none",
+                source=decision.source,
+            )
+        add(1.0)
         if log.isEnabledFor(logging.INFO):
             self._log_decision(request, decision)
-        return decision.variables()
 
     def _log_decision(self, request: AGIRequest, decision: Decision) -> None:
         log.info(
@@ -270,6 +300,10 @@ class Router:
         )
 
 
+_ANSWERS_KEPT = 20000
+
+
+@functools.lru_cache(maxsize=1024)
 def _valid_account(account: str) -> bool:
     try:
         check_account(account)

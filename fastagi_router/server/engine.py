@@ -65,7 +65,6 @@ class _AGIProtocol(asyncio.Protocol):
         # The fast path: the answer's commands still to send, and what they set.
         self._queue: list[Command] | None = None
         self._variables: Variables = []
-        self._reply_timer: asyncio.TimerHandle | None = None
         self._round_trips = 0
         self._overloaded = False
         self._counted = False
@@ -99,7 +98,7 @@ class _AGIProtocol(asyncio.Protocol):
         self._counted = True
         server.connections.add(self)
         # Both asyncio's loop and uvloop set TCP_NODELAY on TCP transports already.
-        server.watch_headers(self)
+        server.watch(self, server.header_timeout)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -114,7 +113,7 @@ class _AGIProtocol(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._server.awaiting_headers.pop(self, None)
+        self._server.watched.pop(self, None)
         if self._conn.state is not State.CLOSED:
             self._conn.receive_data(b"")
             self._pump()
@@ -159,7 +158,7 @@ class _AGIProtocol(asyncio.Protocol):
 
     def _start(self, request: AGIRequest) -> None:
         server = self._server
-        server.awaiting_headers.pop(self, None)
+        server.watched.pop(self, None)
         if not self._overloaded:
             fast = server.fast_handlers.get(request.script or server.default_script)
             if fast is not None:
@@ -178,9 +177,7 @@ class _AGIProtocol(asyncio.Protocol):
     def _answer_now(self, variables: Variables) -> None:
         self._variables = variables
         self._queue = commands.set_variables(variables)
-        loop = asyncio.get_running_loop()
-        grace = self._server.settings.agi.reply_grace_ms / 1000 * 2
-        self._reply_timer = loop.call_later(grace, self._answer_timeout)
+        self._server.watch(self, self._server.answer_timeout)
         self._send_next()
 
     def _send_next(self) -> None:
@@ -198,22 +195,15 @@ class _AGIProtocol(asyncio.Protocol):
             self._queue = [commands.set_variable(n, v) for n, v in self._variables]
         self._send_next()
 
-    def _answer_timeout(self) -> None:
-        self._reply_timer = None
-        if self._queue is not None:
-            log.warning("closing a FastAGI session: no reply to the answer in time")
-            self._finish_fast("no_reply")
-
     def _finish_fast(self, outcome: str) -> None:
         if self._queue is None:
             return
         self._queue = None
-        if self._reply_timer is not None:
-            self._reply_timer.cancel()
-            self._reply_timer = None
-        metrics = self._server.metrics
-        metrics.inc("sessions_total", outcome=outcome)
-        metrics.inc("round_trips_total", self._round_trips)
+        server = self._server
+        server.watched.pop(self, None)
+        server.count_session(outcome)
+        server.count_round_trips(self._round_trips)
+        self._conn.close()
         self._close()
 
     def _hangup(self) -> None:
@@ -244,9 +234,13 @@ class _AGIProtocol(asyncio.Protocol):
         elif self._task is None:
             self._close()
 
-    def header_timeout(self) -> None:
-        """Called by the server when the header block did not arrive in time."""
-        if self._conn.request is None:
+    def expired(self) -> None:
+        """Called by the server when this connection's watch ran out: no header block in
+        time, or no reply to a fast-path answer in time."""
+        if self._queue is not None:
+            log.warning("closing a FastAGI session: no reply to the answer in time")
+            self._finish_fast("no_reply")
+        elif self._conn.request is None:
             self._server.metrics.inc("sessions_total", outcome="header_timeout")
             log.info(
                 "closing FastAGI connection from %s: no header block in time", sanitize(self.peer)
@@ -410,40 +404,51 @@ class AGIServer:
         self.overloaded = 0
         self.connections: set[_AGIProtocol] = set()
         self.idle = asyncio.Event()
-        #: Connections still waiting for their header block, with the loop time they expire.
-        self.awaiting_headers: dict[_AGIProtocol, float] = {}
+        #: Connections waiting for their header block, or for the reply to a fast-path answer,
+        #: with the loop time their wait expires.
+        self.watched: dict[_AGIProtocol, float] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self._server: asyncio.Server | None = None
         self._networks = settings.agi.networks
-        self._header_timeout = settings.agi.header_timeout_ms / 1000
+        self.header_timeout = settings.agi.header_timeout_ms / 1000
+        self.answer_timeout = settings.agi.reply_grace_ms / 1000 * 2
+        self._sweep_interval = min(0.25, self.header_timeout / 4, self.answer_timeout / 4)
         self.allowed = functools.lru_cache(maxsize=4096)(self._allowed)
         metrics.gauge("sessions_active", lambda: float(self.active), "FastAGI sessions in progress")
         metrics.describe("sessions_total", "counter", "FastAGI sessions by how they ended")
+        self.count_round_trips = metrics.counter("round_trips_total")
+        self._session_counters: dict[str, Callable[[float], None]] = {}
         metrics.describe("fallbacks_total", "counter", "Calls answered FALLBACK, by reason")
 
-    def watch_headers(self, connection: _AGIProtocol) -> None:
-        """Close ``connection`` unless its header block arrives within the header timeout.
+    def count_session(self, outcome: str) -> None:
+        """Count one session in ``sessions_total`` by how it ended."""
+        add = self._session_counters.get(outcome)
+        if add is None:
+            add = self._session_counters[outcome] = self.metrics.counter(
+                "sessions_total", outcome=outcome
+            )
+        add(1.0)
 
-        One timer sweeps every waiting connection, rather than one timer per connection:
-        almost every header block arrives in the first packet.
+    def watch(self, connection: _AGIProtocol, seconds: float) -> None:
+        """Call ``connection.expired()`` unless it is unwatched within ``seconds``.
+
+        One timer sweeps every watched connection, rather than a timer per connection and
+        per wait: almost every header block arrives in the first packet and almost every
+        reply in a fraction of a millisecond.
         """
         loop = asyncio.get_running_loop()
-        self.awaiting_headers[connection] = loop.time() + self._header_timeout
+        self.watched[connection] = loop.time() + seconds
         if self._sweeper is None:
             self._sweeper = loop.call_later(self._sweep_interval, self._sweep)
-
-    @property
-    def _sweep_interval(self) -> float:
-        return min(0.25, self._header_timeout / 4)
 
     def _sweep(self) -> None:
         self._sweeper = None
         now = asyncio.get_running_loop().time()
-        for connection, expiry in list(self.awaiting_headers.items()):
+        for connection, expiry in list(self.watched.items()):
             if expiry <= now:
-                del self.awaiting_headers[connection]
-                connection.header_timeout()
-        if self.awaiting_headers:
+                del self.watched[connection]
+                connection.expired()
+        if self.watched:
             self._sweeper = asyncio.get_running_loop().call_later(self._sweep_interval, self._sweep)
 
     def _allowed(self, host: str) -> bool:

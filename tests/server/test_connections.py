@@ -138,3 +138,23 @@ async def test_stop_lets_calls_in_progress_finish(start_router: Any) -> None:
     assert result.status == "AGENT"
     refused = await router.asterisk.call(CallSpec(port=port), timeout=2)
     assert refused.closed_by == "refused"
+
+
+async def test_fast_answer_without_reply_is_closed_in_bounded_time(start_router: Any) -> None:
+    router = await start_router(agi={"reply_grace_ms": 100})
+    await router.store.set_route("default", "0899990988", "+84899990988", "104")
+    call = asyncio.create_task(
+        router.asterisk.call(
+            CallSpec(port=router.app.agi.port), faults=Faults(reply_delay=3.0), timeout=10
+        )
+    )
+    for _ in range(150):  # the router gives up after 0.2 s; the reply would come after 3 s
+        if router.metrics.value("sessions_total", outcome="no_reply"):
+            break
+        await asyncio.sleep(0.01)
+    assert router.metrics.value("sessions_total", outcome="no_reply") == 1
+    assert not call.done()
+    assert not router.app.agi.watched
+    result = await call
+    assert result.commands[0].startswith("EXEC MSet")
+    assert result.closed_by == "server"
