@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from fastagi_router.ami import ManagerLearning
 from fastagi_router.api.server import HTTPServer
-from fastagi_router.config import Settings
+from fastagi_router.config import Settings, merge_reloadable
 from fastagi_router.metrics import Metrics
 from fastagi_router.phone import NumberParser
 from fastagi_router.routing import CustomerSource, Router
@@ -28,14 +28,19 @@ log = logging.getLogger("fastagi_router")
 
 class Application:
     """The running router: store, routing policy, FastAGI server and REST API (``http``,
-    None when ``http.enabled`` is off), all on one store."""
+    None when ``http.enabled`` is off), all on one store.
+
+    With several workers, the supervisor runs an `Application` without FastAGI (``router``
+    and ``agi`` None: the REST API and the Manager listener) and each worker one with
+    FastAGI only.
+    """
 
     def __init__(
         self,
         settings: Settings,
         store: Store,
-        router: Router,
-        agi: AGIServer,
+        router: Router | None,
+        agi: AGIServer | None,
         metrics: Metrics,
         *,
         http: HTTPServer | None = None,
@@ -63,6 +68,8 @@ class Application:
         http_socket: socket.socket | None = None,
         sources: Sequence[CustomerSource] = (),
         store: Store | None = None,
+        serve_agi: bool = True,
+        metrics: Metrics | None = None,
     ) -> Application:
         """Open the store, start serving FastAGI, then the REST API on the same store.
 
@@ -70,7 +77,7 @@ class Application:
         ``sources``. Raises `RouterError` (or `OSError` for an address that cannot be bound)
         on failure, with whatever had started stopped again.
         """
-        metrics = Metrics()
+        metrics = metrics if metrics is not None else Metrics()
         own_store = store is None
         if store is None:
             sqlite = await SQLiteStore.open(settings.db, fast_reads=settings.store.fast_reads)
@@ -85,23 +92,26 @@ class Application:
                 store = hot
         upstream: UpstreamSource | None = None
         agi: AGIServer | None = None
+        router: Router | None = None
         try:
-            if settings.upstream.enabled:
-                upstream = await UpstreamSource.open(settings, metrics)
-                sources = (*sources, upstream)
             numbers = NumberParser(settings.default_region)
-            router = Router(settings, store, numbers, metrics, sources)
-            agi = AGIServer(
-                settings,
-                {"route": router.route},
-                router.fallback,
-                metrics,
-                fast_handlers={"route": router.route_now},
-            )
+            if serve_agi:
+                if settings.upstream.enabled:
+                    upstream = await UpstreamSource.open(settings, metrics)
+                    sources = (*sources, upstream)
+                router = Router(settings, store, numbers, metrics, sources)
+                agi = AGIServer(
+                    settings,
+                    {"route": router.route},
+                    router.fallback,
+                    metrics,
+                    fast_handlers={"route": router.route_now},
+                )
             learning = (
                 ManagerLearning(settings, store, numbers, metrics) if settings.ami.enabled else None
             )
-            await agi.start(agi_socket)
+            if agi is not None:
+                await agi.start(agi_socket)
             http = None
             if settings.http.enabled:
                 http = HTTPServer(settings, store, metrics)
@@ -137,10 +147,29 @@ class Application:
         """Stop accepting requests and calls, let those in progress finish, close the store."""
         if self.http is not None:
             await self.http.stop()
-        await self.agi.stop(grace)
+        if self.agi is not None:
+            await self.agi.stop(grace)
         if self.learning is not None:
             await self.learning.stop()
         if self.upstream is not None:
             await self.upstream.close()
         if self._own_store:
             await self.store.close()
+
+    def reload(self, new: Settings) -> list[str]:
+        """Apply the reloadable settings of ``new`` (see `config.RELOADABLE`) to the running
+        router without dropping a call; return the names of changed settings that need a
+        restart (they keep their current value).
+
+        Raises `ConfigError` (and changes nothing) when the merged settings are invalid.
+        """
+        merged, restart = merge_reloadable(self.settings, new)
+        self.settings = merged
+        if self.router is not None:
+            self.router.apply(merged)
+        if self.agi is not None:
+            self.agi.apply(merged)
+        if self.http is not None:
+            self.http.apply(merged)
+        logging.getLogger().setLevel(merged.log_level.upper())
+        return restart

@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -58,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(serve)
     serve.add_argument("--agi", metavar="HOST:PORT", help="FastAGI listen address")
     serve.add_argument("--http", metavar="HOST:PORT", help="REST API listen address")
+    serve.add_argument("--workers", metavar="N", help="FastAGI worker processes (default 1)")
+    # Set by the supervisor when it starts a worker; not for people.
+    serve.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    serve.add_argument("--metrics-dir", help=argparse.SUPPRESS)
 
     routes = commands.add_parser("routes", help="the sticky-agent table")
     route_cmds = routes.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -166,27 +170,41 @@ async def _with_store(
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the server until SIGINT or SIGTERM."""
-    settings = _settings(args, **{"agi.listen": args.agi, "http.listen": args.http})
+    """Run the server until SIGINT or SIGTERM; SIGHUP reloads the configuration."""
+    from fastagi_router import serving  # noqa: PLC0415
+
+    overrides = {"agi.listen": args.agi, "http.listen": args.http, "workers": args.workers}
+
+    def load() -> Settings:
+        return _settings(args, **overrides)
+
+    settings = load()
     configure(settings.log_level)
-    from fastagi_router.app import Application  # noqa: PLC0415
+    if args.worker_fd is not None:
+        run = serving.serve_worker(
+            settings, load, args.worker_fd, args.worker_index, args.metrics_dir or "."
+        )
+    elif settings.workers > 1:
+        # Workers get the same configuration sources; they read the settings themselves.
+        passed = [a for a in _passed_options(args) if a]
+        run = serving.supervise(settings, load, passed)
+    else:
+        run = serving.serve_one(settings, load)
+    return run_loop(settings.event_loop, run)
 
-    async def run() -> int:
-        try:
-            app = await Application.start(settings)
-        except OSError as exc:
-            raise ConfigError(f"cannot listen: {exc.strerror or exc}") from exc
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        log.info("fastagi-router %s serving with store %s", __version__, settings.db)
-        await stop.wait()
-        log.info("stopping: no new calls; letting calls in progress finish")
-        await app.stop()
-        return EXIT_OK
 
-    return run_loop(settings.event_loop, run())
+def _passed_options(args: argparse.Namespace) -> list[str]:
+    """The serve options a worker must see to load the same settings (not --workers)."""
+    options: list[str] = []
+    for flag, value in (
+        ("--config", args.config),
+        ("--db", args.db),
+        ("--agi", args.agi),
+        ("--http", args.http),
+    ):
+        if value:
+            options += [flag, value]
+    return options
 
 
 def cmd_routes(args: argparse.Namespace, out: TextIO) -> int:

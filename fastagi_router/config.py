@@ -448,6 +448,9 @@ class Settings:
     log_level: str = "INFO"
     #: ``auto`` uses uvloop when it is installed, else asyncio's own loop.
     event_loop: str = "auto"
+    #: FastAGI worker processes sharing the listening socket (one per core); 1 runs
+    #: everything in one process.
+    workers: int = 1
     agi: AGISettings = field(default_factory=AGISettings)
     prompt: PromptSettings = field(default_factory=PromptSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -469,6 +472,8 @@ class Settings:
                 check_token(queue, "default_queues")
             except ValidationError as exc:
                 raise ConfigError(str(exc)) from exc
+        if not 1 <= self.workers <= 64:
+            raise ConfigError("workers must be 1 to 64")
         if self.event_loop not in ("auto", "uvloop", "asyncio"):
             raise ConfigError("event_loop must be auto, uvloop or asyncio")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -649,10 +654,64 @@ def load_settings(
     return settings
 
 
+#: Settings that SIGHUP applies to a running router; any other change needs a restart.
+RELOADABLE = frozenset(
+    {
+        "default_region",
+        "default_queues",
+        "deadline_ms",
+        "log_level",
+        "agi.allow",
+        "agi.max_sessions",
+        "agi.header_timeout_ms",
+        "agi.prompt_timeout_ms",
+        "agi.reply_grace_ms",
+        "api.token",
+        "api.tokens",
+    }
+)
+#: Whole sections that SIGHUP applies.
+RELOADABLE_SECTIONS = ("prompt.", "codes.")
+
+
+def flatten(settings: Any, prefix: str = "") -> dict[str, Any]:
+    """Return every setting of ``settings`` by dotted name."""
+    values: dict[str, Any] = {}
+    for name, tp in _hints(type(settings)).items():
+        value = getattr(settings, name)
+        if _is_section(tp):
+            values.update(flatten(value, f"{prefix}{name}."))
+        else:
+            values[prefix + name] = value
+    return values
+
+
+def merge_reloadable(current: Settings, new: Settings) -> tuple[Settings, list[str]]:
+    """Return ``current`` with the `RELOADABLE` settings taken from ``new``, and the names of
+    the other settings that differ (they keep their current value until a restart).
+
+    Raises `ConfigError` if the merged settings contradict each other.
+    """
+    old_values = flatten(current)
+    new_values = flatten(new)
+    merged = dict(old_values)
+    restart: list[str] = []
+    for name, value in new_values.items():
+        if value == old_values[name]:
+            continue
+        if name in RELOADABLE or name.startswith(RELOADABLE_SECTIONS):
+            merged[name] = value
+        else:
+            restart.append(name)
+    settings: Settings = _build(Settings, merged)
+    return settings, sorted(restart)
+
+
 __all__ = [
     "DEFAULT_AGENT_PATTERN",
     "DEFAULT_DB",
     "DEVICE_STATES",
+    "RELOADABLE",
     "AGISettings",
     "AMISettings",
     "APISettings",
@@ -664,7 +723,9 @@ __all__ = [
     "StoreSettings",
     "UpstreamSettings",
     "env_name",
+    "flatten",
     "load_settings",
+    "merge_reloadable",
     "parse_hostport",
     "setting_names",
 ]

@@ -8,6 +8,8 @@ import socket
 from aiohttp import web
 
 from fastagi_router.api.app import create_app
+from fastagi_router.api.keys import TOKENS
+from fastagi_router.api.tokens import token_set
 from fastagi_router.config import Settings, parse_hostport
 from fastagi_router.metrics import Metrics
 from fastagi_router.store import Store
@@ -57,6 +59,14 @@ class HTTPServer:
         assert self._runner is not None
         port: int = self._runner.addresses[0][1]
         return port
+
+    def apply(self, settings: Settings) -> None:
+        """Accept the tokens of ``settings`` from the next request on (a reload). Without any
+        configured token, the token generated at start-up stays."""
+        tokens = token_set(settings.api.token, settings.api.tokens)
+        if len(tokens):
+            self.app[TOKENS].replace(tokens)
+        self.settings = settings
 
     async def stop(self) -> None:
         """Stop accepting, let requests in progress finish (a few seconds at most)."""

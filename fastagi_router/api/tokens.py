@@ -173,6 +173,10 @@ class TokenSet:
     def __len__(self) -> int:
         return len(self._specs)
 
+    def replace(self, other: TokenSet) -> None:
+        """Accept ``other``'s tokens from now on, instead of these (a reload)."""
+        self._specs = other._specs
+
     def find(self, token: str) -> TokenSpec | None:
         """Return the spec of a presented token, or None when it is not one of ours."""
         presented = digest(token).encode("ascii")

@@ -67,6 +67,14 @@ class Router:
         self._answers = {}
         self._call_counters: dict[tuple[Status, str, str], Callable[[float], None]] = {}
 
+    def apply(self, settings: Settings) -> None:
+        """Use ``settings`` from the next call on (a reload): default queues and region,
+        deadline, prompt. Decisions remembered for the fast path are dropped."""
+        if settings.default_region != self.settings.default_region:
+            self.numbers = NumberParser(settings.default_region)
+        self.settings = settings
+        self._answers.clear()
+
     async def route(self, session: Session) -> list[tuple[str, str]]:
         """Handle one ``route`` call: decide, count, log, and return the variables to set."""
         decision = await self.decide(session)

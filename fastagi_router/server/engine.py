@@ -409,16 +409,22 @@ class AGIServer:
         self.watched: dict[_AGIProtocol, float] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self._server: asyncio.Server | None = None
-        self._networks = settings.agi.networks
-        self.header_timeout = settings.agi.header_timeout_ms / 1000
-        self.answer_timeout = settings.agi.reply_grace_ms / 1000 * 2
-        self._sweep_interval = min(0.25, self.header_timeout / 4, self.answer_timeout / 4)
-        self.allowed = functools.lru_cache(maxsize=4096)(self._allowed)
+        self.apply(settings)
         metrics.gauge("sessions_active", lambda: float(self.active), "FastAGI sessions in progress")
         metrics.describe("sessions_total", "counter", "FastAGI sessions by how they ended")
         self.count_round_trips = metrics.counter("round_trips_total")
         self._session_counters: dict[str, Callable[[float], None]] = {}
         metrics.describe("fallbacks_total", "counter", "Calls answered FALLBACK, by reason")
+
+    def apply(self, settings: Settings) -> None:
+        """Use ``settings`` from now on (at start-up, and on a reload): limits, timeouts and
+        the allowlist apply to the next connection; calls in progress keep their deadline."""
+        self.settings = settings
+        self._networks = settings.agi.networks
+        self.header_timeout = settings.agi.header_timeout_ms / 1000
+        self.answer_timeout = settings.agi.reply_grace_ms / 1000 * 2
+        self._sweep_interval = min(0.25, self.header_timeout / 4, self.answer_timeout / 4)
+        self.allowed = functools.lru_cache(maxsize=4096)(self._allowed)
 
     def count_session(self, outcome: str) -> None:
         """Count one session in ``sessions_total`` by how it ended."""
