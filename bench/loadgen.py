@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import resource
 import socket
 import sys
@@ -25,6 +26,8 @@ import time
 from fastagi_router.simulator import CallSpec, header_block
 
 _GET_DATA_TIMEOUT = b"200 result= (timeout)\n"
+_STATUS = re.compile(rb"SMARTROUTING_STATUS=([A-Z]*)")
+_REASON = re.compile(rb"SMARTROUTING_REASON=([a-z_]*)")
 
 
 class _Session(asyncio.Protocol):
@@ -39,12 +42,13 @@ class _Session(asyncio.Protocol):
         "_start",
         "commands",
         "errors",
+        "status",
         "transport",
     )
 
     def __init__(
         self,
-        done: asyncio.Future[tuple[float, int, bool]],
+        done: asyncio.Future[tuple[float, int, bool, str]],
         header: bytes,
         replies: dict[bytes, bytes],
         keys: list[bytes],
@@ -56,12 +60,13 @@ class _Session(asyncio.Protocol):
         self._header = header
         self.commands = 0
         self.errors = False
+        self.status = ""
         self._start = time.perf_counter()
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
-        transport.write(self._header)
+        transport.write(self._header)  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer + data
@@ -79,8 +84,14 @@ class _Session(asyncio.Protocol):
     def _reply(self, line: bytes) -> bytes:
         if line.startswith(b"GET DATA"):
             return self._keys.pop(0) if self._keys else _GET_DATA_TIMEOUT
-        if line.startswith(b"EXEC MSet") and b"SMARTROUTING_STATUS=" not in line:
-            self.errors = True
+        if line.startswith(b"EXEC MSet"):
+            status = _STATUS.search(line)
+            reason = _REASON.search(line)
+            if status is None:
+                self.errors = True
+            else:
+                why = reason.group(1).decode() if reason else ""
+                self.status = f"{status.group(1).decode()}/{why}"
         for prefix, reply in self._replies.items():
             if line.startswith(prefix):
                 return reply
@@ -90,7 +101,8 @@ class _Session(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self._done.done():
             ok = exc is None and not self.errors and self.commands > 0
-            self._done.set_result((time.perf_counter() - self._start, self.commands, ok))
+            elapsed = time.perf_counter() - self._start
+            self._done.set_result((elapsed, self.commands, ok, self.status))
 
 
 def _replies(callerid: str) -> dict[bytes, bytes]:
@@ -113,12 +125,12 @@ async def _one(
     header: bytes,
     replies: dict[bytes, bytes],
     keys: list[bytes],
-) -> tuple[float, int, bool]:
-    done: asyncio.Future[tuple[float, int, bool]] = loop.create_future()
+) -> tuple[float, int, bool, str]:
+    done: asyncio.Future[tuple[float, int, bool, str]] = loop.create_future()
     try:
         await loop.create_connection(lambda: _Session(done, header, replies, keys), host, port)
     except OSError:
-        return (0.0, 0, False)
+        return (0.0, 0, False, "")
     return await done
 
 
@@ -137,6 +149,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         headers = [text.replace(old, f"agi_callerid: 09{i:08d}\n").encode() for i in sample]
     keys = [f"200 result={d}\n".encode() for d in args.dtmf]
     latencies: list[float] = []
+    by_status: dict[str, list[float]] = {}
     commands = errors = 0
     stop_at = time.perf_counter() + args.duration
 
@@ -144,9 +157,12 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         nonlocal commands, errors
         while time.perf_counter() < stop_at and len(latencies) + errors < args.max_sessions:
             chosen = headers[(len(latencies) + errors) % len(headers)]
-            elapsed, count, ok = await _one(loop, args.host, args.port, chosen, replies, keys)
+            elapsed, count, ok, status = await _one(
+                loop, args.host, args.port, chosen, replies, keys
+            )
             if ok:
                 latencies.append(elapsed)
+                by_status.setdefault(status, []).append(elapsed)
                 commands += count
             else:
                 errors += 1
@@ -166,7 +182,17 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "loadgen_saturated": cpu / wall > 0.9 if wall else False,
         "commands_per_session": commands / len(latencies) if latencies else 0.0,
         "latencies_ms": [round(x * 1000, 4) for x in latencies],
+        # STATUS/REASON -> sessions, p50 and p99 in ms
+        "by_status": {
+            name: [len(values), _ms(values, 0.5), _ms(values, 0.99)]
+            for name, values in sorted(by_status.items())
+        },
     }
+
+
+def _ms(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3)
 
 
 def main() -> None:

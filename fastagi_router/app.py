@@ -7,8 +7,10 @@ and stopped here too, in order, so that a failure to start one stops the others 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import os
 import socket
 from collections.abc import Sequence
 
@@ -78,6 +80,7 @@ class Application:
         on failure, with whatever had started stopped again.
         """
         metrics = metrics if metrics is not None else Metrics()
+        _process_gauges(metrics)
         own_store = store is None
         if store is None:
             sqlite = await SQLiteStore.open(settings.db, fast_reads=settings.store.fast_reads)
@@ -173,3 +176,16 @@ class Application:
             self.http.apply(merged)
         logging.getLogger().setLevel(merged.log_level.upper())
         return restart
+
+
+def _process_gauges(metrics: Metrics) -> None:
+    """Gauges that show a leak: tasks alive, open file descriptors."""
+    metrics.gauge("asyncio_tasks", lambda: float(len(asyncio.all_tasks())), "asyncio tasks alive")
+
+    def open_fds() -> float:
+        try:
+            return float(len(os.listdir("/proc/self/fd")))
+        except OSError:
+            return float("nan")
+
+    metrics.gauge("open_fds", open_fds, "File descriptors open in this process")

@@ -180,6 +180,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = load()
     configure(settings.log_level)
+    serving.raise_fd_limit()
     if args.worker_fd is not None:
         run = serving.serve_worker(
             settings, load, args.worker_fd, args.worker_index, args.metrics_dir or "."

@@ -31,6 +31,7 @@ import glob
 import json
 import logging
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -51,6 +52,15 @@ SNAPSHOT_INTERVAL = 1.0
 _RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 Loader = Callable[[], Settings]
+
+
+def raise_fd_limit() -> None:
+    """Raise this process's open-file limit to the hard limit: every call is a socket, and
+    the common soft limit (1024) is below agi.max_sessions' default."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _listen_socket(settings: Settings) -> socket.socket:

@@ -145,10 +145,10 @@ class Router:
             decision.reason or "-",
         )
 
-    def fallback(self, session: Session, reason: str) -> list[tuple[str, str]]:
+    def fallback(self, request: AGIRequest, reason: str) -> list[tuple[str, str]]:
         """The variables for a call the router could not decide (see `Decision.fallback`)."""
         self.metrics.inc("calls_total", status="FALLBACK", reason=reason, source="none")
-        number = self.numbers.caller(session.request.callerid)
+        number = self.numbers.caller(request.callerid)
         return Decision.fallback(reason, self.settings.default_queues, _shown(number)).variables()
 
     async def decide(self, session: Session) -> Decision:

@@ -5,7 +5,7 @@ the session limit, the header timeout, the per-call deadline, dispatch on the sc
 and the guarantee that every call that is still there when the handler is done -- or
 failed, or ran out of time, or was never started because of overload -- gets an answer
 before the socket closes. What the answer says is the policy's business: handlers return
-the variables to set, and ``fallback(session, reason)`` gives the variables for a failure.
+the variables to set, and ``fallback(request, reason)`` gives the variables for a failure.
 
 Asterisk records a silent close as AGISTATUS=SUCCESS, so the only sessions that end without
 an answer are those where the caller hung up, the peer closed first, the peer was refused,
@@ -46,11 +46,12 @@ Variables = list[tuple[str, str]]
 Handler = Callable[[Session], Awaitable[Variables]]
 #: A handler's synchronous fast path: the answer when it needs no waiting, else None.
 FastHandler = Callable[[AGIRequest], Variables | None]
-Fallback = Callable[[Session, str], Variables]
+Fallback = Callable[[AGIRequest, str], Variables]
 
-#: Sessions over the limit still get a FALLBACK answer, up to this many times the limit;
-#: past that they are closed at once (the dialplan then reads an empty status).
-_OVERLOAD_FACTOR = 2
+#: Sessions over the limit still get a FALLBACK answer (one round trip, no task), up to
+#: this many times the limit at once; past that they are closed at once (Asterisk then
+#: reads AGISTATUS=FAILURE and the dialplan uses the default queue).
+_OVERLOAD_FACTOR = 4
 
 
 class _AGIProtocol(asyncio.Protocol):
@@ -159,17 +160,28 @@ class _AGIProtocol(asyncio.Protocol):
     def _start(self, request: AGIRequest) -> None:
         server = self._server
         server.watched.pop(self, None)
-        if not self._overloaded:
-            fast = server.fast_handlers.get(request.script or server.default_script)
-            if fast is not None:
-                try:
-                    variables = fast(request)
-                except Exception:
-                    log.exception("[%s] fast path failed", sanitize(request.uniqueid))
-                    variables = None  # the task below decides again, and answers in any case
-                if variables is not None:
-                    self._answer_now(variables)
-                    return
+        script = request.script or server.default_script
+        if self._overloaded or script not in server.handlers:
+            # Answered at once, with no task: the cheaper an excess call, the less it takes
+            # from the calls the router did accept.
+            reason = "overload" if self._overloaded else "unknown_script"
+            if reason == "unknown_script":
+                log.warning(
+                    "[%s] unknown FastAGI script %r", sanitize(request.uniqueid), sanitize(script)
+                )
+            server.metrics.inc("fallbacks_total", reason=reason)
+            self._answer_now(server.fallback(request, reason))
+            return
+        fast = server.fast_handlers.get(script)
+        if fast is not None:
+            try:
+                variables = fast(request)
+            except Exception:
+                log.exception("[%s] fast path failed", sanitize(request.uniqueid))
+                variables = None  # the task below decides again, and answers in any case
+            if variables is not None:
+                self._answer_now(variables)
+                return
         self._task = asyncio.get_running_loop().create_task(self._run(request))
 
     # -- the fast path: an answer decided without waiting, sent without a task ------------
@@ -331,48 +343,39 @@ class _AGIProtocol(asyncio.Protocol):
     async def _decide(self, session: Session) -> Variables | None:
         """Run the handler under the deadline; return the variables, or None on hang-up."""
         server = self._server
-        script = session.request.script or server.default_script
-        handler = server.handlers.get(script)
+        handler = server.handlers[session.request.script or server.default_script]
         reason: str
-        if self._overloaded:
-            reason = "overload"
-        elif handler is None:
-            log.warning(
-                "[%s] unknown FastAGI script %r", sanitize(session.uniqueid), sanitize(script)
-            )
-            reason = "unknown_script"
-        else:
-            deadline = Deadline(server.settings.deadline_ms / 1000)
-            try:
-                async with deadline:
-                    session.deadline = deadline
-                    return await handler(session)
-            except CallEnded:
+        deadline = Deadline(server.settings.deadline_ms / 1000)
+        try:
+            async with deadline:
+                session.deadline = deadline
+                return await handler(session)
+        except CallEnded:
+            return None
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._ended_by_peer and task is not None:
+                task.uncancel()
                 return None
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if self._ended_by_peer and task is not None:
-                    task.uncancel()
-                    return None
-                raise
-            except TimeoutError:
-                if not deadline.expired():
-                    log.exception("[%s] handler failed", sanitize(session.uniqueid))
-                    reason = "error"
-                else:
-                    log.warning(
-                        "[%s] deadline of %d ms expired",
-                        sanitize(session.uniqueid),
-                        server.settings.deadline_ms,
-                    )
-                    reason = "timeout"
-            except Exception:
+            raise
+        except TimeoutError:
+            if not deadline.expired():
                 log.exception("[%s] handler failed", sanitize(session.uniqueid))
                 reason = "error"
+            else:
+                log.warning(
+                    "[%s] deadline of %d ms expired",
+                    sanitize(session.uniqueid),
+                    server.settings.deadline_ms,
+                )
+                reason = "timeout"
+        except Exception:
+            log.exception("[%s] handler failed", sanitize(session.uniqueid))
+            reason = "error"
         if session.hung_up:
             return None
         server.metrics.inc("fallbacks_total", reason=reason)
-        return server.fallback(session, reason)
+        return server.fallback(session.request, reason)
 
 
 class AGIServer:
