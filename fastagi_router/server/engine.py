@@ -322,6 +322,10 @@ class _AGIProtocol(asyncio.Protocol):
                 raise
             task.uncancel()
             outcome = "hangup"
+        except RemoteProtocolError:
+            # The peer broke the protocol during the call (already logged and counted by
+            # `_protocol_error`): nothing more can be read or sent on this session.
+            outcome = "protocol_error"
         except (TimeoutError, ProtocolError) as exc:
             outcome = "no_reply" if isinstance(exc, TimeoutError) else "protocol_error"
             log.warning(
@@ -355,6 +359,8 @@ class _AGIProtocol(asyncio.Protocol):
                     return await handler(session)
             except CallEnded:
                 return None
+            except RemoteProtocolError:
+                raise  # the peer's fault, not the handler's: no FALLBACK can be sent anyway
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if self._ended_by_peer and task is not None:
