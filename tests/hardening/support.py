@@ -216,15 +216,29 @@ async def scripted(
     return played
 
 
-async def settle(agi: Any, limit: float = 10.0) -> None:
-    """Wait until the server holds no connection, then check that its counts are back to 0.
+def session_tasks() -> list[asyncio.Task[Any]]:
+    """The engine's call tasks still running (one per call on the task path)."""
+    return [
+        t
+        for t in asyncio.all_tasks()
+        if getattr(t.get_coro(), "__qualname__", "") == "_AGIProtocol._run" and not t.done()
+    ]
 
-    Fails after ``limit`` seconds: a connection that outlives every timeout is a leak.
+
+async def settle(agi: Any, limit: float = 10.0) -> None:
+    """Wait until the server holds no connection and runs no call task, then check that its
+    counts are back to 0.
+
+    A call's task ends just after its connection (it is woken by the close), so both are
+    waited for. Fails after ``limit`` seconds: either one outliving every timeout is a leak.
     """
     deadline = time.monotonic() + limit
-    while agi.connections or agi.awaiting_headers:
+    while agi.connections or agi.awaiting_headers or session_tasks():
         if time.monotonic() > deadline:
-            pytest.fail(f"{len(agi.connections)} connection(s) still open after {limit} s")
+            pytest.fail(
+                f"{len(agi.connections)} connection(s) and {len(session_tasks())} call "
+                f"task(s) still there after {limit} s"
+            )
         await asyncio.sleep(0.01)
     assert agi.active == 0
     assert agi.overloaded == 0
