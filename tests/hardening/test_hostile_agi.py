@@ -319,3 +319,24 @@ async def test_silent_asterisk_during_a_prompt_is_bounded(start_router: Any, cap
     assert router.metrics.value("sessions_total", outcome="no_reply") == 1
     assert router.metrics.value("prompt_overruns_total") == 1
     assert_quiet(caplog, max_warnings=2)
+
+
+async def test_header_blocks_that_crashed_the_parser(start_router: Any, caplog: Any) -> None:
+    """Found by tests/hardening/test_agi_fuzz.py: an empty header block, and an argument
+    named with a Unicode digit, raised out of the protocol layer (an asyncio 'fatal error'
+    with a traceback in the log, the connection aborted)."""
+    router = await started(start_router)
+    spec = CallSpec(port=router.app.agi.port, callerid="0899990988", uniqueid="arg.1")
+    block = header_block(spec).replace(b"\n\n", "\nagi_arg_\u00b2: x\n\n".encode())
+    results = await alongside(
+        router,
+        raw(router.app.agi.port, b"\n\n", half_close=True),
+        scripted(router.app.agi.port, spec, headers=block),
+    )
+    assert results[0].closed_by == "server" and not results[0].reset
+    assert results[1].variables["SMARTROUTING_STATUS"] == "AGENT"
+    await settle(router.app.agi)
+    assert router.metrics.total("sessions_total") == 3
+    # b"\n" is an empty header block; the second b"\n" is a line nobody asked for.
+    assert router.metrics.value("protocol_errors_total") == 1
+    assert_quiet(caplog, max_warnings=1)
