@@ -213,8 +213,7 @@ class AGIConnection:
             try:
                 reply = parse_reply(line)
             except RemoteProtocolError as exc:
-                self._state = State.ERROR
-                raise exc
+                self._fail(str(exc))
             if not reply.interim:
                 self.outstanding = None
                 self._set_state(State.IDLE)

@@ -319,3 +319,23 @@ def test_the_line_limit_counts_bytes_in_a_block_that_came_whole() -> None:
     limits = {"max_header_bytes": 1024, "max_line_bytes": 128}
     assert parse_headers(block, [], limits) == "error"
     assert parse_headers(block, [1], limits) == "error"
+
+
+def test_a_broken_reply_drops_what_follows_it() -> None:
+    # Found by fuzz/agi_fuzz.py: a reply that is not one put the connection in ERROR but
+    # kept the rest of the chunk buffered (up to a whole read), where every other protocol
+    # error clears it: nothing more is read from a peer that broke the protocol.
+    conn = AGIConnection(max_line_bytes=128)
+    conn.receive_data(b"agi_network: yes\n\n")
+    assert isinstance(conn.next_event(), AGIRequest)
+    conn.send(commands.noop())
+    conn.receive_data(b"\x00200 result=1\n" + b"200 result=0\n" * 50)
+    try:
+        conn.next_event()
+    except RemoteProtocolError:
+        pass
+    else:  # pragma: no cover
+        raise AssertionError("a reply starting with NUL was accepted")
+    assert conn.state is State.ERROR
+    assert conn.buffered == 0
+    assert conn.next_event() is NEED_DATA
