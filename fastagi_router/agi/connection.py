@@ -164,7 +164,9 @@ class AGIConnection:
         if end < 0 or self._header_bytes or self._buffer[:1] == b"\n":
             return None
         block = self._buffer[:end]
-        if b"\r" in block or max(map(len, block.split(b"\n"))) > self._max_line_bytes:
+        if b"\r" in block:
+            return None
+        if end > self._max_line_bytes and max(map(len, block.split(b"\n"))) > self._max_line_bytes:
             return None
         if end + 2 > self._max_header_bytes:
             self._fail(f"header block larger than {self._max_header_bytes} bytes")
