@@ -240,7 +240,7 @@ class AGIConnectionMachine(RuleBasedStateMachine):
 
 
 FUZZ = settings(
-    max_examples=600,
+    max_examples=1500,
     stateful_step_count=12,
     deadline=None,
     derandomize=True,
