@@ -20,6 +20,7 @@ import functools
 import ipaddress
 import logging
 import socket
+import time
 import typing
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -51,6 +52,9 @@ Fallback = Callable[[Session, str], Variables]
 #: Sessions over the limit still get a FALLBACK answer, up to this many times the limit;
 #: past that they are closed at once (the dialplan then reads an empty status).
 _OVERLOAD_FACTOR = 2
+#: A refused address is logged once, then at most once per this many seconds with a count.
+_REFUSED_LOG_EVERY = 60.0
+_REFUSED_LOG_ADDRESSES = 1024
 
 
 class _AGIProtocol(asyncio.Protocol):
@@ -84,7 +88,7 @@ class _AGIProtocol(asyncio.Protocol):
         self.peer = host
         if not server.allowed(host):
             server.metrics.inc("refused_total")
-            log.warning("refused FastAGI connection from %s (not in agi.allow)", sanitize(host))
+            server.log_refused(host)
             self._transport.abort()
             return
         if server.active >= server.settings.agi.max_sessions:
@@ -421,6 +425,7 @@ class AGIServer:
         self._sweeper: asyncio.TimerHandle | None = None
         self._server: asyncio.Server | None = None
         self._networks = settings.agi.networks
+        self._refused: dict[str, tuple[float, int]] = {}
         self._header_timeout = settings.agi.header_timeout_ms / 1000
         self.allowed = functools.lru_cache(maxsize=4096)(self._allowed)
         metrics.gauge("sessions_active", lambda: float(self.active), "FastAGI sessions in progress")
@@ -451,6 +456,21 @@ class AGIServer:
                 connection.header_timeout()
         if self.awaiting_headers:
             self._sweeper = asyncio.get_running_loop().call_later(self._sweep_interval, self._sweep)
+
+    def log_refused(self, host: str) -> None:
+        """Log a connection refused by ``agi.allow``: the first from an address, then at most
+        one line a minute per address saying how many more there were. Anyone who can reach
+        the port can open connections; they must not be able to fill the log."""
+        now = time.monotonic()
+        last, since = self._refused.get(host, (-_REFUSED_LOG_EVERY, 0))
+        if now - last < _REFUSED_LOG_EVERY:
+            self._refused[host] = (last, since + 1)
+            return
+        if len(self._refused) >= _REFUSED_LOG_ADDRESSES:
+            self._refused.clear()  # bounded; at worst an address is logged once more
+        self._refused[host] = (now, 0)
+        more = f"; {since} more since the last report" if since else ""
+        log.warning("refused FastAGI connection from %s (not in agi.allow)%s", sanitize(host), more)
 
     def _allowed(self, host: str) -> bool:
         """True when ``host`` is inside one of the allowed networks (cached per address)."""

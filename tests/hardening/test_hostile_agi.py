@@ -340,3 +340,16 @@ async def test_header_blocks_that_crashed_the_parser(start_router: Any, caplog: 
     # b"\n" is an empty header block; the second b"\n" is a line nobody asked for.
     assert router.metrics.value("protocol_errors_total") == 1
     assert_quiet(caplog, max_warnings=1)
+
+
+async def test_refused_peers_cannot_fill_the_log(start_router: Any, caplog: Any) -> None:
+    """Anyone who reaches the port can connect: a refused address is logged once, counted
+    every time."""
+    router = await start_router(agi={"allow": ("10.0.0.0/8",)})
+    results = await asyncio.gather(*(raw(router.app.agi.port, wait=5) for _ in range(200)))
+    assert all(r.closed_by == "server" and r.received == b"" for r in results)
+    await settle(router.app.agi)
+    assert router.metrics.value("refused_total") == 200
+    refused = [r for r in caplog.records if "not in agi.allow" in r.getMessage()]
+    assert len(refused) == 1
+    assert_quiet(caplog, max_warnings=1)
