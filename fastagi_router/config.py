@@ -102,6 +102,9 @@ class PromptSettings:
     max_digits: int = 8
     timeout_ms: int = 5000
     attempts: int = 3
+    #: Fewer digits than this is a wrong attempt, and is not looked up: a short code space
+    #: is what brute force over DTMF works through first.
+    min_digits: int = 4
 
     def __post_init__(self) -> None:
         for name in ("file", "invalid_file"):
@@ -114,6 +117,29 @@ class PromptSettings:
             raise ConfigError("prompt.attempts must be 0 (never prompt) to 10")
         if self.max_digits > 32:
             raise ConfigError("prompt.max_digits must be at most 32")
+        if not 1 <= self.min_digits <= self.max_digits:
+            raise ConfigError("prompt.min_digits must be 1 to prompt.max_digits")
+
+
+@dataclass(frozen=True, slots=True)
+class CodesSettings:
+    """Limits on wrong identification codes (brute force over DTMF), per router process.
+
+    Each wrong code counts against the caller's number and the call's account (a withheld
+    caller: the account only). ``max_failures_*`` wrong codes in a row lock the code prompt
+    for that number or account; the count leaks away over ``window_s``, so a locked key gets
+    one more attempt every ``window_s / max_failures_*`` seconds. ``0`` turns a limit off.
+    """
+
+    max_failures_per_number: int = 10
+    max_failures_per_account: int = 100
+    window_s: int = 900
+
+    def __post_init__(self) -> None:
+        for name in ("max_failures_per_number", "max_failures_per_account"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"codes.{name} must be 0 (no limit) or more")
+        _positive("codes.window_s", self.window_s)
 
 
 #: How the upstream API wants caller numbers written (French example: +33 1 23 45 67 89).
@@ -453,6 +479,7 @@ class Settings:
     workers: int = 1
     agi: AGISettings = field(default_factory=AGISettings)
     prompt: PromptSettings = field(default_factory=PromptSettings)
+    codes: CodesSettings = field(default_factory=CodesSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     http: HTTPSettings = field(default_factory=HTTPSettings)
     api: APISettings = field(default_factory=APISettings)
@@ -716,6 +743,7 @@ __all__ = [
     "AMISettings",
     "APISettings",
     "AvailabilitySettings",
+    "CodesSettings",
     "HTTPSettings",
     "LearningSettings",
     "PromptSettings",

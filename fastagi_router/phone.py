@@ -31,6 +31,9 @@ WITHHELD = frozenset(
     }
 )
 _DIALABLE = re.compile(r"[^0-9*#+]")
+#: Any run of whitespace: libphonenumber reads spaces and no-break spaces between digits, but
+#: not a tab, a line break or a thin space (French numbers are written with U+202F).
+_SPACES = re.compile(r"\s+")
 _MAX_LEN = 32
 
 
@@ -60,7 +63,7 @@ class NumberParser:
 
     def caller(self, raw: str) -> CallerNumber | None:
         """Return the caller's number, or None when it is withheld or holds no digit."""
-        text = raw.strip()
+        text = _SPACES.sub(" ", raw.strip())
         if text.lower() in WITHHELD:
             return None
         return self._parse(text)

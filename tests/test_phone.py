@@ -73,3 +73,10 @@ def test_parse_refuses_what_is_not_a_number() -> None:
 def test_unknown_region_is_refused() -> None:
     with pytest.raises(ValidationError, match="region"):
         NumberParser("XX")
+
+
+@pytest.mark.parametrize("space", ["\t", "\n", "\r", "\u2009", "\u202f", "\u00a0", "  "])
+def test_any_whitespace_between_digits_is_one_number(space: str) -> None:
+    # A tab, a line break or a thin space used to make libphonenumber give up, and the
+    # number was stored under its bare digits, a key no caller ever matches.
+    assert VN.parse(f"0899{space}990988").key == "+84899990988"

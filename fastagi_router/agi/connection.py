@@ -32,6 +32,9 @@ DEFAULT_MAX_LINE_BYTES = 16 * 1024
 DEFAULT_MAX_USAGE_LINES = 256
 _HANGUP = "HANGUP"
 _HEADER_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): (.*)$", re.MULTILINE)
+#: ``agi_arg_N``: ASCII digits without a leading zero, few enough for ``int()`` (a name such
+#: as ``agi_arg_\u00b2`` or ``agi_arg_01`` is an ordinary variable).
+_ARG_NAME = re.compile(r"agi_arg_(0|[1-9][0-9]{0,8})")
 
 
 def decode(raw: bytes | bytearray) -> str:
@@ -78,6 +81,12 @@ class AGIConnection:
     def state(self) -> State:
         """The current `State`."""
         return self._state
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not parsed yet: at most one partial line once `next_event`
+        has returned `NEED_DATA`."""
+        return len(self._buffer)
 
     def _set_state(self, new: State) -> None:
         check_transition(self._state, new)
@@ -150,14 +159,19 @@ class AGIConnection:
         """Parse the header block in one pass when all of it is buffered (the usual case:
         Asterisk writes it at once), instead of line by line."""
         end = self._buffer.find(b"\n\n")
-        if end < 0 or self._header_bytes or b"\r" in self._buffer[:end]:
+        # An empty first line, a CR, or a line too long: the line-by-line path decides,
+        # so that a block is read the same whether it came whole or in pieces.
+        if end < 0 or self._header_bytes or self._buffer[:1] == b"\n":
+            return None
+        block = self._buffer[:end]
+        if b"\r" in block:
+            return None
+        if end > self._max_line_bytes and max(map(len, block.split(b"\n"))) > self._max_line_bytes:
             return None
         if end + 2 > self._max_header_bytes:
             self._fail(f"header block larger than {self._max_header_bytes} bytes")
-        text = decode(self._buffer[:end])
+        text = decode(block)
         lines = text.split("\n")
-        if max(map(len, lines)) > self._max_line_bytes:
-            return None  # let the line-by-line path report it
         del self._buffer[: end + 2]
         self._scanned = 0
         self._header_bytes = end + 2
@@ -165,10 +179,11 @@ class AGIConnection:
         if len(pairs) == len(lines):
             # The usual block: every line "name: value" with a plain name.
             self._headers.update(pairs)
-            if "agi_arg_1" in self._headers:
+            if "agi_arg_" in text:
                 for name in [n for n in self._headers if n.startswith("agi_arg_")]:
-                    if name[8:].isdigit():
-                        self._args[int(name[8:])] = self._headers.pop(name)
+                    arg = _ARG_NAME.fullmatch(name)
+                    if arg is not None:
+                        self._args[int(arg.group(1))] = self._headers.pop(name)
         else:
             for line in lines:
                 self._header_line(line)
@@ -200,8 +215,7 @@ class AGIConnection:
             try:
                 reply = parse_reply(line)
             except RemoteProtocolError as exc:
-                self._state = State.ERROR
-                raise exc
+                self._fail(str(exc))
             if not reply.interim:
                 self.outstanding = None
                 self._set_state(State.IDLE)
@@ -222,8 +236,9 @@ class AGIConnection:
             self._fail(f"not a header line: {line[:80]!r}")
         if value.startswith(" "):
             value = value[1:]
-        if name.startswith("agi_arg_") and name[8:].isdigit():
-            self._args[int(name[8:])] = value
+        arg = _ARG_NAME.fullmatch(name) if name.startswith("agi_arg_") else None
+        if arg is not None:
+            self._args[int(arg.group(1))] = value
         else:
             self._headers[name] = value
         return None

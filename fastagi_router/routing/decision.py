@@ -55,6 +55,7 @@ REASONS: dict[str, str] = {
     "circuit_open": "the upstream API failed repeatedly and is not being asked for now",
     "hangup": "the caller hung up (no variables are set; counted in metrics)",
     "agent_busy": "the sticky agent's state was not one that routes (availability check)",
+    "too_many_attempts": "too many wrong codes from this number or account: not prompted",
 }
 
 

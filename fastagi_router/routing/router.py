@@ -4,7 +4,8 @@
 2. One store read gives the sticky agent and the local customer; other sources (the
    upstream API) are asked only when the store does not know the customer.
 3. Not recognised, or withheld: answer, prompt for a code with GET DATA (attempts, timeout
-   and sound files configurable), look the code up the same way.
+   and sound files configurable), look the code up the same way. Wrong codes count against
+   the number and the account (`codes`); past the limit the prompt is locked.
 4. Return the SMARTROUTING_* variables; the engine sends them in one round trip.
 
 A recognised caller costs one round trip in all; the prompt path costs the prompts. With
@@ -34,6 +35,7 @@ from fastagi_router.model import (
 )
 from fastagi_router.phone import CallerNumber, NumberParser
 from fastagi_router.routing.availability import AgentCheck
+from fastagi_router.routing.codes import CodeGuard
 from fastagi_router.routing.decision import Decision, Status
 from fastagi_router.routing.sources import CallContext, CustomerSource, Found
 from fastagi_router.server.session import Session
@@ -52,6 +54,8 @@ class Router:
         numbers: NumberParser,
         metrics: Metrics,
         sources: Sequence[CustomerSource] = (),
+        *,
+        codes: CodeGuard | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -67,11 +71,27 @@ class Router:
         self._answers = {}
         self._call_counters: dict[tuple[Status, str, str], Callable[[float], None]] = {}
 
+        #: Wrong identification codes per number and per account (in this process).
+        self.codes = codes if codes is not None else CodeGuard(settings.codes)
+        metrics.describe(
+            "codes_total",
+            "counter",
+            "Codes typed by outcome (accepted, rejected, too_short, invalid); "
+            "locked: calls refused the prompt after too many wrong codes",
+        )
+        metrics.gauge(
+            "code_failures_tracked",
+            lambda: float(len(self.codes)),
+            "Numbers and accounts with recent wrong codes",
+        )
+
     def apply(self, settings: Settings) -> None:
         """Use ``settings`` from the next call on (a reload): default queues and region,
         deadline, prompt. Decisions remembered for the fast path are dropped."""
         if settings.default_region != self.settings.default_region:
             self.numbers = NumberParser(settings.default_region)
+        if settings.codes != self.settings.codes:
+            self.codes = CodeGuard(settings.codes)  # new limits: counting starts again
         self.settings = settings
         self._answers.clear()
 
@@ -171,7 +191,7 @@ class Router:
                 decision = await self._by_number(account, number, shown, call)
                 if decision is not None:
                     return decision
-            return await self._by_code(session, account, shown, call)
+            return await self._by_code(session, account, number, shown, call)
         except StoreError as exc:
             log.error("[%s] store unavailable: %s", sanitize(session.uniqueid), exc)
             return Decision.fallback("store_error", self.settings.default_queues, shown)
@@ -236,11 +256,19 @@ class Router:
         return await self._ask_sources(account, call, code=code)
 
     async def _by_code(
-        self, session: Session, account: str, shown: str, call: CallContext
+        self,
+        session: Session,
+        account: str,
+        number: CallerNumber | None,
+        shown: str,
+        call: CallContext,
     ) -> Decision:
         prompt = self.settings.prompt
+        key = number.key if number is not None else None
         typed = False
         if prompt.attempts > 0:
+            if self.codes.locked(account, key):
+                return self._locked(session, account, shown, newly=False)
             reply = await session.command(commands.answer())
             if reply.result_int == -1:
                 raise CallEnded("the channel could not be answered")
@@ -258,20 +286,40 @@ class Router:
             if not digits:
                 continue
             typed = True
-            try:
-                check_code(digits)
-            except ValidationError:
-                continue
-            found = await self._find_code(account, digits, call)
-            if found is not None:
-                self.metrics.inc("codes_total", outcome="accepted")
-                return self._customer(found, shown, "code")
-            self.metrics.inc("codes_total", outcome="rejected")
+            outcome = _unusable(digits, prompt.min_digits)
+            if outcome is None:
+                found = await self._find_code(account, digits, call)
+                if found is not None:
+                    self.metrics.inc("codes_total", outcome="accepted")
+                    return self._customer(found, shown, "code")
+                outcome = "rejected"
+            self.metrics.inc("codes_total", outcome=outcome)
+            if self.codes.failed(account, key):
+                return self._locked(session, account, shown, newly=True)
         return Decision(
             Status.UNKNOWN,
             destinations=self.settings.default_queues,
             number=shown,
             reason="no_match" if typed else "no_code",
+        )
+
+    def _locked(self, session: Session, account: str, shown: str, *, newly: bool) -> Decision:
+        """The decision for a caller refused the code prompt: too many wrong codes."""
+        self.metrics.inc("codes_total", outcome="locked")
+        # Once when the limit is reached; the calls refused afterwards only at INFO, so that
+        # a brute-force run cannot flood the log.
+        log.log(
+            logging.WARNING if newly else logging.INFO,
+            "[%s] code prompt locked for %s in account %s: too many wrong codes",
+            sanitize(session.uniqueid),
+            sanitize(shown or "a withheld number"),
+            account,
+        )
+        return Decision(
+            Status.UNKNOWN,
+            destinations=self.settings.default_queues,
+            number=shown,
+            reason="too_many_attempts",
         )
 
     def _destinations(self, found: Found | None) -> tuple[str, ...]:
@@ -306,6 +354,17 @@ class Router:
             identified_by=identified_by,
             source=found.source,
         )
+
+
+def _unusable(digits: str, min_digits: int) -> str | None:
+    """Why typed ``digits`` are not looked up (``too_short``, ``invalid``), or None."""
+    if len(digits) < min_digits:
+        return "too_short"
+    try:
+        check_code(digits)
+    except ValidationError:
+        return "invalid"
+    return None
 
 
 _ANSWERS_KEPT = 20000

@@ -20,6 +20,7 @@ import functools
 import ipaddress
 import logging
 import socket
+import time
 import typing
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -52,6 +53,9 @@ Fallback = Callable[[AGIRequest, str], Variables]
 #: this many times the limit at once; past that they are closed at once (Asterisk then
 #: reads AGISTATUS=FAILURE and the dialplan uses the default queue).
 _OVERLOAD_FACTOR = 4
+#: A refused address is logged once, then at most once per this many seconds with a count.
+_REFUSED_LOG_EVERY = 60.0
+_REFUSED_LOG_ADDRESSES = 1024
 
 
 class _AGIProtocol(asyncio.Protocol):
@@ -84,7 +88,7 @@ class _AGIProtocol(asyncio.Protocol):
         self.peer = host
         if not server.allowed(host):
             server.metrics.inc("refused_total")
-            log.warning("refused FastAGI connection from %s (not in agi.allow)", sanitize(host))
+            server.log_refused(host)
             self._transport.abort()
             return
         if server.active >= server.settings.agi.max_sessions:
@@ -328,6 +332,10 @@ class _AGIProtocol(asyncio.Protocol):
                 raise
             task.uncancel()
             outcome = "hangup"
+        except RemoteProtocolError:
+            # The peer broke the protocol during the call (already logged and counted by
+            # `_protocol_error`): nothing more can be read or sent on this session.
+            outcome = "protocol_error"
         except (TimeoutError, ProtocolError) as exc:
             outcome = "no_reply" if isinstance(exc, TimeoutError) else "protocol_error"
             log.warning(
@@ -358,6 +366,8 @@ class _AGIProtocol(asyncio.Protocol):
                 task.uncancel()
                 return None
             raise
+        except RemoteProtocolError:
+            raise  # the peer's fault, not the handler's: no FALLBACK can be sent anyway
         except TimeoutError:
             if not deadline.expired():
                 log.exception("[%s] handler failed", sanitize(session.uniqueid))
@@ -412,6 +422,7 @@ class AGIServer:
         self.watched: dict[_AGIProtocol, float] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self._server: asyncio.Server | None = None
+        self._refused: dict[str, tuple[float, int]] = {}
         self.apply(settings)
         metrics.gauge("sessions_active", lambda: float(self.active), "FastAGI sessions in progress")
         metrics.describe("sessions_total", "counter", "FastAGI sessions by how they ended")
@@ -459,6 +470,21 @@ class AGIServer:
                 connection.expired()
         if self.watched:
             self._sweeper = asyncio.get_running_loop().call_later(self._sweep_interval, self._sweep)
+
+    def log_refused(self, host: str) -> None:
+        """Log a connection refused by ``agi.allow``: the first from an address, then at most
+        one line a minute per address saying how many more there were. Anyone who can reach
+        the port can open connections; they must not be able to fill the log."""
+        now = time.monotonic()
+        last, since = self._refused.get(host, (-_REFUSED_LOG_EVERY, 0))
+        if now - last < _REFUSED_LOG_EVERY:
+            self._refused[host] = (last, since + 1)
+            return
+        if len(self._refused) >= _REFUSED_LOG_ADDRESSES:
+            self._refused.clear()  # bounded; at worst an address is logged once more
+        self._refused[host] = (now, 0)
+        more = f"; {since} more since the last report" if since else ""
+        log.warning("refused FastAGI connection from %s (not in agi.allow)%s", sanitize(host), more)
 
     def _allowed(self, host: str) -> bool:
         """True when ``host`` is inside one of the allowed networks (cached per address)."""

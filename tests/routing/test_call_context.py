@@ -39,7 +39,7 @@ async def test_router_passes_the_call_to_its_sources(start_router: Any) -> None:
         uniqueid="1700000000.7",
         port=router.app.agi.port,
     )
-    await router.asterisk.call(spec, [Keypress("42")])
+    await router.asterisk.call(spec, [Keypress("4242")])
     assert [s[:3] for s in source.seen] == [
         ("number", "1700000000.7", "0287654321"),
         ("code", "1700000000.7", "0287654321"),

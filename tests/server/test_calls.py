@@ -143,7 +143,7 @@ async def test_wrong_code_then_right_code(start_router: Any) -> None:
     router = await start_router()
     await router.store.import_customers([ACME])
     result = await router.asterisk.call(
-        spec(router, callerid="anonymous"), [Keypress("999"), Keypress("1234")]
+        spec(router, callerid="anonymous"), [Keypress("9999"), Keypress("1234")]
     )
     assert_clean(result)
     assert result.commands == [
@@ -310,17 +310,17 @@ async def test_source_failure_still_routes_a_known_agent(start_router: Any) -> N
 
 
 async def test_sources_after_the_store(start_router: Any) -> None:
-    remote = DictSource({"+84911111111": ACME}, {"77": BETA})
+    remote = DictSource({"+84911111111": ACME}, {"7777": BETA})
     router = await start_router(sources=[remote])
     await router.store.import_customers([ACME])
     local = await router.asterisk.call(spec(router, callerid="0899990988"))
     api = await router.asterisk.call(spec(router, callerid="0911111111"))
-    code = await router.asterisk.call(spec(router, callerid="anonymous"), [Keypress("77")])
+    code = await router.asterisk.call(spec(router, callerid="anonymous"), [Keypress("7777")])
     assert local.variables["SMARTROUTING_SOURCE"] == "local"
     assert api.variables["SMARTROUTING_SOURCE"] == "api"
     assert code.variables["SMARTROUTING_SOURCE"] == "api"
     assert code.variables["SMARTROUTING_IDENTIFIED_BY"] == "code"
-    assert remote.asked == ["+84911111111", "77"]
+    assert remote.asked == ["+84911111111", "7777"]
 
 
 async def test_store_failure_answers_fallback(start_router: Any, tmp_path: Any) -> None:
