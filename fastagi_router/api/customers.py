@@ -129,7 +129,7 @@ async def list_customers(request: web.Request) -> web.Response:
     """``GET /v1/customers``: every account's customers, or ``account``'s."""
     query = Query(request, ("account", "limit", "offset"))
     account: str | None = None
-    if query.get("account"):
+    if query.get("account") is not None:
         account = query.account()
     else:
         authorize_all(request)

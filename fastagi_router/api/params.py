@@ -83,8 +83,12 @@ class Query:
 
     def account(self, name: str = "account", *, default: str | None = DEFAULT_ACCOUNT) -> str:
         """The account named by ``name`` (``default`` when absent), checked, and that the
-        request's token may use (403 otherwise)."""
-        value = self._values.get(name) or default
+        request's token may use (403 otherwise). Given empty, it is refused rather than
+        read as absent: a client that lost its account must not land on ``default``."""
+        value = self._values.get(name)
+        if value == "":
+            raise invalid(name, f"{name} is empty: name an account, or leave the parameter out")
+        value = value or default
         if value is None:
             raise missing(name, "an account name")
         return authorize(self.request, check(check_account, value, name))

@@ -93,6 +93,9 @@ async def test_the_account_filter_and_the_pages(api: Api) -> None:
     assert [c["customer_id"] for c in page["data"]] == ["A0", "A1"] and page["total"] == 3
     page = (await api.get("/v1/customers", params={"account": "CL0000", "offset": "2"})).json
     assert [c["customer_id"] for c in page["data"]] == ["A2"]
+    # An empty account is not "every account": a client that lost its account is told.
+    reply = await api.get("/v1/customers?account=")
+    assert reply.status == 400 and reply.error["field"] == "account"
 
 
 async def test_a_number_of_another_customer_is_a_conflict(api: Api) -> None:

@@ -165,6 +165,22 @@ async def test_the_account_parameter_scopes_every_endpoint(api: Api) -> None:
     assert reply.status == 400 and reply.error["field"] == "account"
 
 
+async def test_an_empty_account_is_400_not_the_default_account(api: Api) -> None:
+    await add(api, "0899990988", "104")
+    route = {"phone_number": "0899990988", "agent": "300"}
+    for method, path, body in [
+        ("GET", ROUTES, None),
+        ("POST", ROUTES, route),
+        ("GET", f"{ROUTES}/1", None),
+        ("DELETE", f"{ROUTES}/1", None),
+    ]:
+        kwargs: dict[str, Any] = {} if body is None else {"json": body}
+        reply = await api.call(method, f"{path}?account=", **kwargs)
+        assert reply.status == 400, (method, path, reply.body)
+        assert reply.error["field"] == "account"
+    assert (await api.get(f"{ROUTES}/1")).json["agent"] == "104"
+
+
 # -- input checks ---------------------------------------------------------------------------
 
 
