@@ -402,7 +402,8 @@ _DOCUMENT: dict[str, Any] = {
                     "200": _json(_ref("ImportReport"), "Imported (all rows, or the accepted)."),
                     "400": _json(
                         {"anyOf": [_ref("ImportRefused"), _ref("Error")]},
-                        "Rows rejected (`invalid_rows`), or the file is not UTF-8; nothing "
+                        "Rows rejected (`invalid_rows`), the file is not UTF-8, or its "
+                        "header is missing or wrong (even with `partial=true`); nothing "
                         "imported. Also `unknown_parameter`/`invalid_value` for the query.",
                     ),
                     "401": {"$ref": "#/components/responses/Unauthorized"},

@@ -254,6 +254,17 @@ async def test_a_malformed_file_is_400(api: Api, body: bytes, line: int | None) 
         assert [r["line"] for r in reply.json["rows"] if r["status"] == "rejected"] == [line]
 
 
+@pytest.mark.parametrize(
+    "body", [b"", b"account,customer_id\n", b"name\ndefault,C1,A,,,q,,,,0,0\n", b"\x00\x01"]
+)
+async def test_a_file_without_its_header_is_400_even_partial(api: Api, body: bytes) -> None:
+    reply = await api.post("/v1/customers/import", data=body, params={"partial": "true"})
+    assert reply.status == 400, reply.body
+    assert reply.error["code"] == "invalid_rows"
+    assert [r["line"] for r in reply.json["rows"]] == [1]
+    assert reply.json["imported"] == 0
+
+
 async def test_a_bom_is_accepted_and_crlf_too(api: Api) -> None:
     body = b"\xef\xbb\xbf" + csv("default,C1,A,0899990988,,q,,,,0,0").replace(b"\n", b"\r\n")
     reply = await api.post("/v1/customers/import", data=body)
