@@ -13,6 +13,7 @@ from typing import Any
 
 from fastagi_router import __version__
 from fastagi_router.api.errors import CODES
+from fastagi_router.api.params import MAX_INTEGER
 
 ACCOUNT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 #: A plain dialplan token (agent extensions, destination queues), not a credential.
@@ -94,15 +95,15 @@ _PAGE_PARAMS = [
         "required": False,
         "description": "Records per page (default 10). A limit above the server's maximum "
         "(`http.max_limit`, 1000 by default) is clamped; the response's `limit` says the "
-        "limit applied. Not a whole number from 0: 400.",
-        "schema": {"type": "integer", "minimum": 0, "default": 10},
+        "limit applied. Not a whole number from 0, or over 18 digits: 400.",
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER, "default": 10},
     },
     {
         "name": "offset",
         "in": "query",
         "required": False,
         "description": "Records to skip (default 0).",
-        "schema": {"type": "integer", "minimum": 0, "default": 0},
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER, "default": 0},
     },
 ]
 _KEY_PARAM = {

@@ -15,6 +15,8 @@ from fastagi_router.api.keys import SETTINGS, TOKEN
 from fastagi_router.errors import ValidationError
 from fastagi_router.model import DEFAULT_ACCOUNT, check_account
 
+#: Largest ``limit`` or ``offset`` read (18 digits: well inside SQLite's 64-bit integers).
+MAX_INTEGER = 10**18 - 1
 _INTEGER = re.compile(r"[0-9]{1,18}")
 _TRUE = frozenset({"1", "true", "yes"})
 _FALSE = frozenset({"0", "false", "no"})

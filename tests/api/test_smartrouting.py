@@ -116,6 +116,10 @@ async def test_a_large_limit_is_clamped_and_said(api_factory: Any) -> None:
         await add(api, f"08999909{n:02d}", "104")
     reply = (await api.get(ROUTES, params={"limit": "1000000"})).json
     assert reply["limit"] == 3 and len(reply["data"]) == 3
+    # The largest values the document allows are served; one more is refused.
+    reply = (await api.get(ROUTES, params={"limit": "9" * 18, "offset": "9" * 18})).json
+    assert reply["limit"] == 3 and reply["data"] == [] and reply["total"] == 5
+    assert (await api.get(ROUTES, params={"offset": str(10**18)})).status == 400
 
 
 @pytest.mark.parametrize(
