@@ -186,12 +186,15 @@ _CUSTOMER = {
 
 _CUSTOMER_INPUT = {
     "type": "object",
-    "description": "A customer to insert or replace: fields left out take their empty value "
-    "(no numbers, no code, unused destinations, false flags). `account` and `customer_id`, "
-    "when given, must match the account parameter and the path.",
+    "description": "A customer to insert or replace: fields left out (or null) take their "
+    "empty value (no numbers, no code, unused destinations, false flags). `account` and "
+    "`customer_id`, when given, must match the account parameter and the path.",
     "additionalProperties": False,
     "properties": {
         **_CUSTOMER_FIELDS,
+        # null, like absent: the account parameter and the path apply.
+        "account": {"type": ["string", "null"], "pattern": ACCOUNT_PATTERN},
+        "customer_id": {"type": ["string", "null"], "pattern": CUSTOMER_ID_PATTERN},
         "phone_numbers": {
             "type": ["array", "null"],
             "items": {"type": "string", "maxLength": 64},
@@ -360,6 +363,12 @@ _DOCUMENT: dict[str, Any] = {
                             "schema": {
                                 "allOf": [_ref("CustomerInput")],
                                 "required": ["customer_id"],
+                                "properties": {
+                                    "customer_id": {
+                                        "type": "string",
+                                        "pattern": CUSTOMER_ID_PATTERN,
+                                    }
+                                },
                             }
                         }
                     },

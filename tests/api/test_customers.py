@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema
 import pytest
 
 from fastagi_router.csvio import COLUMNS
-from tests.api.conftest import Api
+from tests.api.conftest import DOC, Api, validate
 from tests.conftest import CL0000_TOKEN, READER_TOKEN
 
 HEADER = ",".join(COLUMNS)
@@ -76,6 +77,22 @@ async def test_a_fetched_record_can_be_sent_back(api: Api) -> None:
     assert reply.status == 400 and reply.error["field"] == "account"
     reply = await api.put("/v1/customers/C2", json=record, params={"account": "CL0000"})
     assert reply.status == 400 and reply.error["field"] == "customer_id"
+
+
+async def test_null_fields_are_as_the_document_says(api: Api) -> None:
+    """Every field may be null in an upsert (as absent), but POST needs a customer_id."""
+    nulls = dict.fromkeys(DOC["components"]["schemas"]["CustomerInput"]["properties"])
+    validate({"$ref": "#/components/schemas/CustomerInput"}, nulls)
+    reply = await api.put("/v1/customers/C1", json=nulls)
+    assert reply.status == 200, reply.body
+    assert reply.json["data"]["account"] == "default" and reply.json["data"]["code"] is None
+    post = DOC["paths"]["/v1/customers"]["post"]["requestBody"]["content"]["application/json"]
+    with pytest.raises(jsonschema.ValidationError):
+        validate(post["schema"], nulls)
+    reply = await api.post("/v1/customers", json=nulls)
+    assert reply.status == 400 and reply.error["field"] == "customer_id"
+    validate(post["schema"], {**nulls, "customer_id": "C2"})
+    assert (await api.post("/v1/customers", json={**nulls, "customer_id": "C2"})).status == 200
 
 
 async def test_the_account_filter_and_the_pages(api: Api) -> None:
