@@ -119,6 +119,9 @@ _CUSTOMER_ID_PARAM = {
     "name": "customer_id",
     "in": "path",
     "required": True,
+    "description": "The customer id. A customer whose id is `import` is read, replaced and "
+    "deleted here too: only POST on `/v1/customers/import` is the CSV import (so an OPTIONS "
+    "or a 405 there lists GET, PUT, DELETE and POST).",
     "schema": {"type": "string", "pattern": CUSTOMER_ID_PATTERN},
 }
 

@@ -95,6 +95,20 @@ async def test_null_fields_are_as_the_document_says(api: Api) -> None:
     assert (await api.post("/v1/customers", json={**nulls, "customer_id": "C2"})).status == 200
 
 
+async def test_a_customer_named_import(api: Api) -> None:
+    """Its path is the import's: POST imports, the other methods serve the customer."""
+    reply = await api.put("/v1/customers/import", json={"name": "Import Ltd"})
+    assert reply.status == 200 and reply.json["data"]["customer_id"] == "import"
+    assert (await api.get("/v1/customers/import")).json["name"] == "Import Ltd"
+    reply = await api.post("/v1/customers/import", data=csv("default,C1,A,,,q,,,,0,0"))
+    assert reply.json["imported"] == 1
+    reply = await api.call("PATCH", "/v1/customers/import")
+    assert reply.status == 405
+    assert set(reply.headers["Allow"].split(",")) == {"GET", "PUT", "DELETE", "POST"}
+    assert (await api.delete("/v1/customers/import")).status == 200
+    assert (await api.get("/v1/customers/import")).status == 404
+
+
 async def test_the_account_filter_and_the_pages(api: Api) -> None:
     for n in range(3):
         await api.put(f"/v1/customers/A{n}", json={}, params={"account": "CL0000"})
