@@ -296,7 +296,7 @@ _DOCUMENT: dict[str, Any] = {
                         "required": False,
                         "description": "The caller's number, any accepted form. Exactly one "
                         "of number and code.",
-                        "schema": {"type": "string", "maxLength": 64},
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 64},
                     },
                     {
                         "name": "code",

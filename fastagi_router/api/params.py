@@ -27,7 +27,9 @@ class Query:
     """The query string of a request, limited to ``allowed`` names, each given at most once.
 
     An unknown name is refused (``unknown_parameter``) so that a misspelt filter never
-    silently returns something else.
+    silently returns something else; so is an empty value (``limit=``, ``account=``): it is
+    a client whose variable came out empty, and the default it would get is not what it
+    meant to ask for.
     """
 
     def __init__(self, request: web.Request, allowed: Collection[str]) -> None:
@@ -43,6 +45,8 @@ class Query:
                 )
             if len(query.getall(name)) > 1:
                 raise invalid(name, f"{name} is given more than once")
+            if query[name] == "":
+                raise invalid(name, f"{name} is empty: give a value, or leave it out")
         self._values: Mapping[str, str] = {name: query[name] for name in query}
 
     def get(self, name: str) -> str | None:
@@ -57,7 +61,7 @@ class Query:
         return value
 
     def integer(self, name: str, default: int) -> int:
-        """A whole number >= 0; ``default`` when absent or empty."""
+        """A whole number >= 0; ``default`` when absent."""
         text = self._values.get(name)
         if text is None or text == "":
             return default
@@ -85,12 +89,8 @@ class Query:
 
     def account(self, name: str = "account", *, default: str | None = DEFAULT_ACCOUNT) -> str:
         """The account named by ``name`` (``default`` when absent), checked, and that the
-        request's token may use (403 otherwise). Given empty, it is refused rather than
-        read as absent: a client that lost its account must not land on ``default``."""
-        value = self._values.get(name)
-        if value == "":
-            raise invalid(name, f"{name} is empty: name an account, or leave the parameter out")
-        value = value or default
+        request's token may use (403 otherwise)."""
+        value = self._values.get(name) or default
         if value is None:
             raise missing(name, "an account name")
         return authorize(self.request, check(check_account, value, name))

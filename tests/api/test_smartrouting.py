@@ -148,6 +148,13 @@ async def test_unknown_or_repeated_query_parameters_are_400(api: Api) -> None:
     assert reply.status == 400 and reply.error["code"] == "unknown_parameter"
     reply = await api.get(ROUTES + "?limit=1&limit=2")
     assert reply.status == 400 and reply.error["field"] == "limit"
+    for name in ("limit", "offset", "account"):
+        reply = await api.get(f"{ROUTES}?{name}=")
+        assert reply.status == 400 and reply.error["field"] == name, name
+    reply = await api.post("/v1/customers/import?partial=", data=b"")
+    assert reply.status == 400 and reply.error["field"] == "partial"
+    reply = await api.get("/api/v1/smartRoutings?customerAccount=CL0000&number=0899990988&format=")
+    assert reply.status == 400 and reply.error["field"] == "format"
 
 
 async def test_the_account_parameter_scopes_every_endpoint(api: Api) -> None:
