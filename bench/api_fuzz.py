@@ -84,7 +84,8 @@ async def main() -> int:
             if args.seed is not None:
                 command += ["--seed", str(args.seed)]
             print("+", " ".join(c if "Bearer" not in c else "-H '...'" for c in command[1:]))
-            proc = await asyncio.create_subprocess_exec(*command)
+            # In the temporary directory: schemathesis keeps its cache in the working one.
+            proc = await asyncio.create_subprocess_exec(*command, cwd=tmp)
             status = await proc.wait()
             log = served.log.read_text(errors="replace")
         lines = log.splitlines()
