@@ -191,10 +191,20 @@ class SQLiteStore:
                 await self._writer.execute("BEGIN IMMEDIATE")
                 try:
                     yield self._writer
+                    await self._writer.execute("COMMIT")
                 except BaseException:
-                    await self._writer.execute("ROLLBACK")
+                    await self._rollback()
                     raise
-                await self._writer.execute("COMMIT")
+
+    async def _rollback(self) -> None:
+        """Roll back the writer's transaction, if one is still open.
+
+        After SQLITE_FULL or an I/O error SQLite may have rolled it back already: ROLLBACK
+        then fails ("no transaction is active"), and that failure must not replace the
+        error that got us here ("database or disk is full") in what the caller reports.
+        """
+        with contextlib.suppress(sqlite3.Error, ValueError):
+            await self._writer.execute("ROLLBACK")
 
     async def _read(self, action: str, sql: str, params: Any = ()) -> Iterable[sqlite3.Row]:
         with _translated(action):
@@ -481,7 +491,7 @@ class SQLiteStore:
                             field, message = await _describe_conflict(db, customer)
                             return ConflictError(message, field=field, index=index)
                 finally:
-                    await db.execute("ROLLBACK")
+                    await self._rollback()
         return ConflictError("a phone number or code belongs to two customers")
 
     def data_version_now(self) -> int | None:

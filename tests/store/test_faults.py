@@ -1,0 +1,119 @@
+"""The SQLite store when its file misbehaves: full, locked by another process, read-only.
+
+Each fault is the real condition where the machine allows it (another process holding the
+lock; a tiny tmpfs that fills up; a file the kernel refuses to write), else SQLite's own
+report of it (``PRAGMA max_page_count`` makes it answer SQLITE_FULL exactly as a full disk
+does). The store must say what went wrong (`StoreError` naming it), never wait longer
+than its busy timeout, keep answering reads, and work again once the fault is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from fastagi_router.errors import StoreError
+from fastagi_router.model import Customer
+from fastagi_router.store import SQLiteStore
+from tests.fakes.locker import Locker
+
+KEY = "+84899990988"
+
+
+def customer(n: int, *, size: int = 150) -> Customer:
+    return Customer("default", f"C{n}", name="x" * size, phone_numbers=(f"+848999{n:05d}",))
+
+
+@contextlib.asynccontextmanager
+async def opened(path: Path, **options: int) -> AsyncIterator[SQLiteStore]:
+    store = await SQLiteStore.open(str(path), **options)  # type: ignore[arg-type]
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def fill(store: SQLiteStore, start: int = 0, limit: int = 5000) -> tuple[int, StoreError]:
+    """Write customers until the store refuses; return how many went in and the refusal."""
+    for n in range(start, start + limit):
+        try:
+            await store.import_customers([customer(n)])
+        except StoreError as exc:
+            return n - start, exc
+    raise AssertionError(f"{limit} customers fitted: the store never filled up")
+
+
+async def test_full_says_full_and_works_again_once_there_is_room(tmp_path: Path) -> None:
+    async with opened(tmp_path / "full.db") as store:
+        await store.set_route("default", "0899990988", KEY, "104")
+        pages = next(iter(await store._writer.execute_fetchall("PRAGMA page_count")))[0]
+        await store._writer.execute(f"PRAGMA max_page_count = {pages + 2}")
+        written, refused = await fill(store)
+        assert "full" in str(refused), refused  # not "cannot rollback ..."
+        assert not store._writer.in_transaction
+        # Reads go on; the refused writes left nothing behind.
+        match = await store.lookup_number("default", KEY)
+        assert match.route is not None and match.route.agent == "104"
+        assert (await store.list_customers(None, 10000, 0)).total == written
+        await store._writer.execute("PRAGMA max_page_count = 1073741823")
+        await store.import_customers([customer(99999)])
+        assert await store.get_customer("default", "C99999") is not None
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 512 KiB tmpfs, where the machine lets us mount one (root with CAP_SYS_ADMIN)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace')}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+async def test_a_full_disk_refuses_writes_keeps_reads_and_recovers(tiny_tmpfs: Path) -> None:
+    filler = tiny_tmpfs / "filler"
+    async with opened(tiny_tmpfs / "router.db") as store:
+        await store.set_route("default", "0899990988", KEY, "104")
+        filler.write_bytes(b"\0" * 200_000)  # someone else's file takes most of the room
+        written, refused = await fill(store)
+        assert "full" in str(refused), refused
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="full"):
+            await store.set_route("default", "0899990977", "+84899990977", "105")
+        assert time.monotonic() - started < 1.0  # a full disk is said at once, never waited on
+        match = await store.lookup_number("default", KEY)
+        assert match.route is not None and match.route.agent == "104"
+        filler.unlink()
+        route = await store.set_route("default", "0899990977", "+84899990977", "105")
+        assert route.agent == "105"
+        assert (await store.list_customers(None, 10000, 0)).total == written
+
+
+async def test_an_exclusive_lock_taken_before_start_fails_the_start_in_time(
+    tmp_path: Path,
+) -> None:
+    """In WAL mode every open connection holds a shared lock on the file, so no process
+    can take the exclusive lock while the router runs; taken before, the router says so."""
+    path = tmp_path / "exclusive.db"
+    async with opened(path) as store:
+        await store.set_route("default", "0899990988", KEY, "104")
+    async with Locker(path, "exclusive"):
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="locked"):
+            await SQLiteStore.open(str(path), busy_timeout_ms=500)
+        assert time.monotonic() - started < 0.5 + 1.0
+    async with opened(path) as store:
+        assert (await store.lookup_number("default", KEY)).route is not None
