@@ -75,6 +75,12 @@ LIMIT 1
 
 log = logging.getLogger("fastagi_router.store")
 
+#: Longest wait for the file, per read and per write (see `SQLiteStore.open`).
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+#: A write that waited less than this for the lock keeps SQLite's full busy timeout (saves
+#: two PRAGMA round trips when there is no contention worth the name).
+_SHORTEN_AFTER_MS = 50
+
 
 def _now() -> str:
     return _timestamp(time.time())
@@ -138,19 +144,26 @@ class SQLiteStore:
         reader: aiosqlite.Connection,
         writer: aiosqlite.Connection,
         fast: sqlite3.Connection | None = None,
+        *,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
     ):
         self.path = path
         self._reader = reader
         self._writer = writer
         self._fast = fast
         self._write_lock = asyncio.Lock()
+        self._busy_timeout_ms = busy_timeout_ms
         self.fast_fallbacks = 0
 
     @classmethod
     async def open(
-        cls, path: str, *, busy_timeout_ms: int = 5000, fast_reads: bool = True
+        cls, path: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, fast_reads: bool = True
     ) -> SQLiteStore:
         """Open (creating if needed) and migrate the store at ``path``.
+
+        ``busy_timeout_ms`` bounds every wait for the file: a write waits at most that long
+        in all (for this store's other writes, then for other processes' locks), a read
+        through the thread at most that long too; then `StoreError`.
 
         With ``fast_reads``, the two routing reads run synchronously on the event loop's
         thread: an indexed point read takes microseconds, less than the thread hop of an
@@ -173,7 +186,7 @@ class SQLiteStore:
                 await writer.close()
                 raise
             fast = _fast_connection(path) if fast_reads else None
-        return cls(path, reader, writer, fast)
+        return cls(path, reader, writer, fast, busy_timeout_ms=busy_timeout_ms)
 
     async def close(self) -> None:
         """Close every connection."""
@@ -185,8 +198,47 @@ class SQLiteStore:
                 await conn.close()
 
     @contextlib.asynccontextmanager
+    async def _writing(self, action: str) -> AsyncIterator[None]:
+        """Hold the write lock, having waited for it and for SQLite's lock together at most
+        the busy timeout.
+
+        Writes queue on the lock; without a shared budget, each would wait out a full busy
+        timeout behind a lock held by another process, one after the other (the tenth
+        REST API write would answer after ten of them). The time spent on the lock is
+        taken off SQLite's busy timeout for this one transaction.
+        """
+        budget = self._busy_timeout_ms / 1000
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(budget):
+                await self._write_lock.acquire()
+        except TimeoutError as exc:
+            raise StoreError(
+                f"store: {action} failed: the store stayed busy for {self._busy_timeout_ms} ms"
+            ) from exc
+        try:
+            left_ms = int((budget - (time.monotonic() - started)) * 1000)
+            shortened = left_ms < self._busy_timeout_ms - _SHORTEN_AFTER_MS
+            if shortened:
+                if left_ms <= 0:
+                    raise StoreError(
+                        f"store: {action} failed: the store stayed busy for "
+                        f"{self._busy_timeout_ms} ms"
+                    )
+                with _translated(action):
+                    await self._writer.execute(f"PRAGMA busy_timeout = {left_ms}")
+            try:
+                yield
+            finally:
+                if shortened:
+                    with contextlib.suppress(sqlite3.Error, ValueError):
+                        await self._writer.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        finally:
+            self._write_lock.release()
+
+    @contextlib.asynccontextmanager
     async def _transaction(self, action: str) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._write_lock:
+        async with self._writing(action):
             with _translated(action):
                 await self._writer.execute("BEGIN IMMEDIATE")
                 try:
@@ -207,8 +259,16 @@ class SQLiteStore:
             await self._writer.execute("ROLLBACK")
 
     async def _read(self, action: str, sql: str, params: Any = ()) -> Iterable[sqlite3.Row]:
-        with _translated(action):
-            return await self._reader.execute_fetchall(sql, params)
+        # Reads queue on the reader's thread as writes do on the lock: the caller's wait is
+        # bounded as a whole (a read abandoned here has no transaction to leave open).
+        try:
+            async with asyncio.timeout(self._busy_timeout_ms / 1000):
+                with _translated(action):
+                    return await self._reader.execute_fetchall(sql, params)
+        except TimeoutError as exc:
+            raise StoreError(
+                f"store: {action} failed: no answer within {self._busy_timeout_ms} ms"
+            ) from exc
 
     # -- routing reads ---------------------------------------------------------------------
 
@@ -479,7 +539,7 @@ class SQLiteStore:
     async def _find_conflict(self, customers: Sequence[Customer]) -> ConflictError:
         """Replay a failed import one customer at a time, then roll it all back, to name the
         first customer that conflicts."""
-        async with self._write_lock:
+        async with self._writing("diagnosing an import"):
             with _translated("diagnosing an import"):
                 db = self._writer
                 await db.execute("BEGIN IMMEDIATE")

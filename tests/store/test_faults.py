@@ -9,6 +9,7 @@ than its busy timeout, keep answering reads, and work again once the fault is go
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
 import time
@@ -100,6 +101,31 @@ async def test_a_full_disk_refuses_writes_keeps_reads_and_recovers(tiny_tmpfs: P
         route = await store.set_route("default", "0899990977", "+84899990977", "105")
         assert route.agent == "105"
         assert (await store.list_customers(None, 10000, 0)).total == written
+
+
+async def test_concurrent_writes_give_up_within_one_busy_timeout(tmp_path: Path) -> None:
+    """Another process holds the write lock: every write fails within the busy timeout,
+    not one timeout after the other, and reads are answered meanwhile."""
+    path = tmp_path / "locked.db"
+    async with opened(path, busy_timeout_ms=1000) as store:
+        await store.set_route("default", "0899990988", KEY, "104")
+        async with Locker(path):
+
+            async def write(n: int) -> float:
+                started = time.monotonic()
+                with pytest.raises(StoreError, match=r"busy|locked"):
+                    await store.set_route("default", f"089999{n:04d}", f"+8489999{n:04d}", "1")
+                return time.monotonic() - started
+
+            waits = await asyncio.gather(*(write(n) for n in range(4)))
+            match = await store.lookup_number("default", KEY)
+            assert match.route is not None and match.route.agent == "104"
+        # One busy timeout for all of them (plus a margin for a loaded machine), not four.
+        assert max(waits) < 1.0 + 0.6, waits
+        route = await store.set_route("default", "0899990977", "+84899990977", "105")
+        assert route.agent == "105"
+        busy = list(await store._writer.execute_fetchall("PRAGMA busy_timeout"))
+        assert busy[0][0] == 1000  # the budget left to the last waiter was not kept
 
 
 async def test_an_exclusive_lock_taken_before_start_fails_the_start_in_time(
