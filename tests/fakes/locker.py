@@ -10,20 +10,35 @@ standard input; then it rolls back and exits. `Locker` runs it from a test.
 * ``exclusive``: ``PRAGMA locking_mode = EXCLUSIVE`` and ``BEGIN EXCLUSIVE``: nobody else
   can even read. In WAL mode every open connection keeps a shared lock on the file, so
   this lock can only be taken while no other process has the file open.
+* ``readers``: exclusive POSIX locks on the WAL-index read marks (bytes 120-127 of the
+  ``-shm`` file, see https://sqlite.org/walformat.html), as a process stopped in the middle
+  of a checkpoint or a WAL restart holds them. Every reader, whatever its busy timeout,
+  then retries for about 10 s inside SQLite and fails with "locking protocol".
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
 _REPO = Path(__file__).resolve().parents[2]
+#: The WAL-index lock bytes short of the DMS byte, which every open connection holds.
+_READ_MARKS_START, _READ_MARKS_LEN = 120, 8
 
 
 def main(path: str, mode: str) -> int:
+    if mode == "readers":
+        fd = os.open(f"{path}-shm", os.O_RDWR)
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, _READ_MARKS_LEN, _READ_MARKS_START)
+        print("locked", flush=True)
+        sys.stdin.readline()
+        os.close(fd)
+        return 0
     conn = sqlite3.connect(path, isolation_level=None, timeout=10)
     if mode == "exclusive":
         conn.execute("PRAGMA locking_mode = EXCLUSIVE")
