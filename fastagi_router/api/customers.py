@@ -54,6 +54,8 @@ FIELDS = (
     "oncall",
 )
 MAX_NUMBERS = 100
+#: Line of the CSV header: an error there refuses the file even with ``partial=true``.
+HEADER_LINE = 1
 
 
 def customer_json(customer: Customer) -> dict[str, Any]:
@@ -129,7 +131,7 @@ async def list_customers(request: web.Request) -> web.Response:
     """``GET /v1/customers``: every account's customers, or ``account``'s."""
     query = Query(request, ("account", "limit", "offset"))
     account: str | None = None
-    if query.get("account"):
+    if query.get("account") is not None:
         account = query.account()
     else:
         authorize_all(request)
@@ -268,6 +270,10 @@ async def import_customers(request: web.Request) -> web.Response:
             report.forbidden = True
     if report.rejected and not partial:
         raise _refused(report, "forbidden" if report.forbidden else "invalid_rows")
+    if any(error.line == HEADER_LINE for error in report.rejected):
+        # No header, no rows: there is nothing partial to import, and answering 200 would
+        # tell a client that sent the wrong file that all went well.
+        raise _refused(report, "invalid_rows")
     imported = await _write(request, report, partial)
     return web.json_response({**report.body(imported, partial), "message": SUCCESS})
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastagi_router import __version__
 from fastagi_router.api.errors import CODES
+from fastagi_router.api.params import MAX_INTEGER
 
 ACCOUNT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 #: A plain dialplan token (agent extensions, destination queues), not a credential.
@@ -94,15 +95,15 @@ _PAGE_PARAMS = [
         "required": False,
         "description": "Records per page (default 10). A limit above the server's maximum "
         "(`http.max_limit`, 1000 by default) is clamped; the response's `limit` says the "
-        "limit applied. Not a whole number from 0: 400.",
-        "schema": {"type": "integer", "minimum": 0, "default": 10},
+        "limit applied. Not a whole number from 0, or over 18 digits: 400.",
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER, "default": 10},
     },
     {
         "name": "offset",
         "in": "query",
         "required": False,
         "description": "Records to skip (default 0).",
-        "schema": {"type": "integer", "minimum": 0, "default": 0},
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER, "default": 0},
     },
 ]
 _KEY_PARAM = {
@@ -118,6 +119,9 @@ _CUSTOMER_ID_PARAM = {
     "name": "customer_id",
     "in": "path",
     "required": True,
+    "description": "The customer id. A customer whose id is `import` is read, replaced and "
+    "deleted here too: only POST on `/v1/customers/import` is the CSV import (so an OPTIONS "
+    "or a 405 there lists GET, PUT, DELETE and POST).",
     "schema": {"type": "string", "pattern": CUSTOMER_ID_PATTERN},
 }
 
@@ -185,12 +189,15 @@ _CUSTOMER = {
 
 _CUSTOMER_INPUT = {
     "type": "object",
-    "description": "A customer to insert or replace: fields left out take their empty value "
-    "(no numbers, no code, unused destinations, false flags). `account` and `customer_id`, "
-    "when given, must match the account parameter and the path.",
+    "description": "A customer to insert or replace: fields left out (or null) take their "
+    "empty value (no numbers, no code, unused destinations, false flags). `account` and "
+    "`customer_id`, when given, must match the account parameter and the path.",
     "additionalProperties": False,
     "properties": {
         **_CUSTOMER_FIELDS,
+        # null, like absent: the account parameter and the path apply.
+        "account": {"type": ["string", "null"], "pattern": ACCOUNT_PATTERN},
+        "customer_id": {"type": ["string", "null"], "pattern": CUSTOMER_ID_PATTERN},
         "phone_numbers": {
             "type": ["array", "null"],
             "items": {"type": "string", "maxLength": 64},
@@ -289,7 +296,7 @@ _DOCUMENT: dict[str, Any] = {
                         "required": False,
                         "description": "The caller's number, any accepted form. Exactly one "
                         "of number and code.",
-                        "schema": {"type": "string", "maxLength": 64},
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 64},
                     },
                     {
                         "name": "code",
@@ -359,6 +366,12 @@ _DOCUMENT: dict[str, Any] = {
                             "schema": {
                                 "allOf": [_ref("CustomerInput")],
                                 "required": ["customer_id"],
+                                "properties": {
+                                    "customer_id": {
+                                        "type": "string",
+                                        "pattern": CUSTOMER_ID_PATTERN,
+                                    }
+                                },
                             }
                         }
                     },
@@ -402,7 +415,8 @@ _DOCUMENT: dict[str, Any] = {
                     "200": _json(_ref("ImportReport"), "Imported (all rows, or the accepted)."),
                     "400": _json(
                         {"anyOf": [_ref("ImportRefused"), _ref("Error")]},
-                        "Rows rejected (`invalid_rows`), or the file is not UTF-8; nothing "
+                        "Rows rejected (`invalid_rows`), the file is not UTF-8, or its "
+                        "header is missing or wrong (even with `partial=true`); nothing "
                         "imported. Also `unknown_parameter`/`invalid_value` for the query.",
                     ),
                     "401": {"$ref": "#/components/responses/Unauthorized"},

@@ -15,6 +15,8 @@ from fastagi_router.api.keys import SETTINGS, TOKEN
 from fastagi_router.errors import ValidationError
 from fastagi_router.model import DEFAULT_ACCOUNT, check_account
 
+#: Largest ``limit`` or ``offset`` read (18 digits: well inside SQLite's 64-bit integers).
+MAX_INTEGER = 10**18 - 1
 _INTEGER = re.compile(r"[0-9]{1,18}")
 _TRUE = frozenset({"1", "true", "yes"})
 _FALSE = frozenset({"0", "false", "no"})
@@ -25,7 +27,9 @@ class Query:
     """The query string of a request, limited to ``allowed`` names, each given at most once.
 
     An unknown name is refused (``unknown_parameter``) so that a misspelt filter never
-    silently returns something else.
+    silently returns something else; so is an empty value (``limit=``, ``account=``): it is
+    a client whose variable came out empty, and the default it would get is not what it
+    meant to ask for.
     """
 
     def __init__(self, request: web.Request, allowed: Collection[str]) -> None:
@@ -41,6 +45,8 @@ class Query:
                 )
             if len(query.getall(name)) > 1:
                 raise invalid(name, f"{name} is given more than once")
+            if query[name] == "":
+                raise invalid(name, f"{name} is empty: give a value, or leave it out")
         self._values: Mapping[str, str] = {name: query[name] for name in query}
 
     def get(self, name: str) -> str | None:
@@ -55,7 +61,7 @@ class Query:
         return value
 
     def integer(self, name: str, default: int) -> int:
-        """A whole number >= 0; ``default`` when absent or empty."""
+        """A whole number >= 0; ``default`` when absent."""
         text = self._values.get(name)
         if text is None or text == "":
             return default

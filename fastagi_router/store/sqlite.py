@@ -75,6 +75,19 @@ LIMIT 1
 
 log = logging.getLogger("fastagi_router.store")
 
+#: Longest wait for the file, per read and per write (see `SQLiteStore.open`).
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+#: A read on the event loop's thread takes microseconds; one that took this long waited
+#: inside SQLite, and the loop stood still meanwhile (see `SQLiteStore._fast_fetch`).
+FAST_READ_LIMIT_S = 0.05
+#: How long loop-thread reads then pause: first, and at most (doubling in between).
+FAST_PAUSE_S = (5.0, 300.0)
+#: `ping` (the readiness probe) answers within this, whatever the busy timeout.
+PING_TIMEOUT_MS = 1000
+#: A write that waited less than this for the lock keeps SQLite's full busy timeout (saves
+#: two PRAGMA round trips when there is no contention worth the name).
+_SHORTEN_AFTER_MS = 50
+
 
 def _now() -> str:
     return _timestamp(time.time())
@@ -138,19 +151,30 @@ class SQLiteStore:
         reader: aiosqlite.Connection,
         writer: aiosqlite.Connection,
         fast: sqlite3.Connection | None = None,
+        *,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
     ):
         self.path = path
         self._reader = reader
         self._writer = writer
         self._fast = fast
         self._write_lock = asyncio.Lock()
+        self._busy_timeout_ms = busy_timeout_ms
+        self._fast_resume_at = 0.0
+        self._fast_pause = FAST_PAUSE_S[0]
         self.fast_fallbacks = 0
+        #: Loop-thread reads that took longer than `FAST_READ_LIMIT_S`.
+        self.fast_stalls = 0
 
     @classmethod
     async def open(
-        cls, path: str, *, busy_timeout_ms: int = 5000, fast_reads: bool = True
+        cls, path: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, fast_reads: bool = True
     ) -> SQLiteStore:
         """Open (creating if needed) and migrate the store at ``path``.
+
+        ``busy_timeout_ms`` bounds every wait for the file: a write waits at most that long
+        in all (for this store's other writes, then for other processes' locks), a read
+        through the thread at most that long too; then `StoreError`.
 
         With ``fast_reads``, the two routing reads run synchronously on the event loop's
         thread: an indexed point read takes microseconds, less than the thread hop of an
@@ -173,7 +197,7 @@ class SQLiteStore:
                 await writer.close()
                 raise
             fast = _fast_connection(path) if fast_reads else None
-        return cls(path, reader, writer, fast)
+        return cls(path, reader, writer, fast, busy_timeout_ms=busy_timeout_ms)
 
     async def close(self) -> None:
         """Close every connection."""
@@ -185,20 +209,78 @@ class SQLiteStore:
                 await conn.close()
 
     @contextlib.asynccontextmanager
+    async def _writing(self, action: str) -> AsyncIterator[None]:
+        """Hold the write lock, having waited for it and for SQLite's lock together at most
+        the busy timeout.
+
+        Writes queue on the lock; without a shared budget, each would wait out a full busy
+        timeout behind a lock held by another process, one after the other (the tenth
+        REST API write would answer after ten of them). The time spent on the lock is
+        taken off SQLite's busy timeout for this one transaction.
+        """
+        budget = self._busy_timeout_ms / 1000
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(budget):
+                await self._write_lock.acquire()
+        except TimeoutError as exc:
+            raise StoreError(
+                f"store: {action} failed: the store stayed busy for {self._busy_timeout_ms} ms"
+            ) from exc
+        try:
+            left_ms = int((budget - (time.monotonic() - started)) * 1000)
+            shortened = left_ms < self._busy_timeout_ms - _SHORTEN_AFTER_MS
+            if shortened:
+                if left_ms <= 0:
+                    raise StoreError(
+                        f"store: {action} failed: the store stayed busy for "
+                        f"{self._busy_timeout_ms} ms"
+                    )
+                with _translated(action):
+                    await self._writer.execute(f"PRAGMA busy_timeout = {left_ms}")
+            try:
+                yield
+            finally:
+                if shortened:
+                    with contextlib.suppress(sqlite3.Error, ValueError):
+                        await self._writer.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        finally:
+            self._write_lock.release()
+
+    @contextlib.asynccontextmanager
     async def _transaction(self, action: str) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._write_lock:
+        async with self._writing(action):
             with _translated(action):
                 await self._writer.execute("BEGIN IMMEDIATE")
                 try:
                     yield self._writer
+                    await self._writer.execute("COMMIT")
                 except BaseException:
-                    await self._writer.execute("ROLLBACK")
+                    await self._rollback()
                     raise
-                await self._writer.execute("COMMIT")
 
-    async def _read(self, action: str, sql: str, params: Any = ()) -> Iterable[sqlite3.Row]:
-        with _translated(action):
-            return await self._reader.execute_fetchall(sql, params)
+    async def _rollback(self) -> None:
+        """Roll back the writer's transaction, if one is still open.
+
+        After SQLITE_FULL or an I/O error SQLite may have rolled it back already: ROLLBACK
+        then fails ("no transaction is active"), and that failure must not replace the
+        error that got us here ("database or disk is full") in what the caller reports.
+        """
+        with contextlib.suppress(sqlite3.Error, ValueError):
+            await self._writer.execute("ROLLBACK")
+
+    async def _read(
+        self, action: str, sql: str, params: Any = (), *, timeout_ms: int | None = None
+    ) -> Iterable[sqlite3.Row]:
+        # Reads queue on the reader's thread as writes do on the lock: the caller's wait is
+        # bounded as a whole (a read abandoned here has no transaction to leave open).
+        limit = timeout_ms if timeout_ms is not None else self._busy_timeout_ms
+        try:
+            async with asyncio.timeout(limit / 1000):
+                with _translated(action):
+                    return await self._reader.execute_fetchall(sql, params)
+        except TimeoutError as exc:
+            raise StoreError(f"store: {action} failed: no answer within {limit} ms") from exc
 
     # -- routing reads ---------------------------------------------------------------------
 
@@ -207,33 +289,67 @@ class SQLiteStore:
         rows = list(await self._read(action, sql, params))
         return rows[0] if rows else None
 
+    def _fast_fetch(self, *queries: tuple[str, Any]) -> list[Any] | None:
+        """The first row (or None) of each query, read on the event loop's thread; None
+        when that cannot be done now: no such connection, SQLite busy, or paused.
+
+        ``busy_timeout = 0`` keeps SQLite from waiting on a lock, but not from retrying
+        inside: a process holding the WAL-index read locks makes every read retry for
+        about 10 s (then "locking protocol"), and the loop, with every call on it, would
+        stand still that long. So a read that takes longer than `FAST_READ_LIMIT_S`
+        pauses the loop-thread reads (`FAST_PAUSE_S`, doubling while it happens again):
+        meanwhile reads go through the thread, where the callers' waits are bounded.
+        """
+        fast = self._fast
+        if fast is None:
+            return None
+        started = time.monotonic()
+        if started < self._fast_resume_at:
+            return None
+        try:
+            return [fast.execute(sql, params).fetchone() for sql, params in queries]
+        except sqlite3.Error as exc:
+            # Busy or locked: never wait on the loop's thread; take the slow road.
+            self.fast_fallbacks += 1
+            log.debug("fast read failed (%s); reading through the thread", exc)
+            return None
+        finally:
+            took = time.monotonic() - started
+            if took > FAST_READ_LIMIT_S:
+                self._fast_stalled(took)
+            elif self._fast_pause > FAST_PAUSE_S[0]:
+                self._fast_pause = FAST_PAUSE_S[0]
+
+    def _fast_stalled(self, took: float) -> None:
+        self.fast_stalls += 1
+        self._fast_resume_at = time.monotonic() + self._fast_pause
+        log.error(
+            "store: a read on the event loop's thread took %.2f s (is another process "
+            "holding %s's locks?); reads go through a thread for the next %.0f s",
+            took,
+            self.path,
+            self._fast_pause,
+        )
+        self._fast_pause = min(self._fast_pause * 2, FAST_PAUSE_S[1])
+
     async def _point_read(self, action: str, sql: str, params: dict[str, Any]) -> Any:
         """Return the first row of a routing read (or None): synchronously when possible."""
-        if self._fast is not None:
-            try:
-                return self._fast.execute(sql, params).fetchone()
-            except sqlite3.Error as exc:
-                # Busy or locked: never wait on the loop's thread; take the slow road.
-                self.fast_fallbacks += 1
-                log.debug("fast read failed (%s); reading through the thread", exc)
-        rows = list(await self._read(action, sql, params))
-        return rows[0] if rows else None
+        rows = self._fast_fetch((sql, params))
+        if rows is not None:
+            return rows[0]
+        return await self._slow_read(action, sql, params)
 
     def lookup_number_now(
         self, account: str, number_key: str, *, learned_since: float | None = None
     ) -> NumberMatch | None:
         """See `Store.lookup_number_now`: the two reads on the loop-thread connection, which
-        never waits for a lock; None when there is no such connection or SQLite is busy."""
-        if self._fast is None:
-            return None
+        never waits for a lock; None when there is no such connection, SQLite is busy, or
+        loop-thread reads are paused (see `_fast_fetch`)."""
         params = _lookup_params(account, number_key, learned_since)
-        try:
-            route = self._fast.execute(_LOOKUP_ROUTE, params).fetchone()
-            customer = self._fast.execute(_LOOKUP_CUSTOMER, params).fetchone()
-        except sqlite3.Error as exc:
-            self.fast_fallbacks += 1
-            log.debug("fast read failed (%s); the call will read through the thread", exc)
+        rows = self._fast_fetch((_LOOKUP_ROUTE, params), (_LOOKUP_CUSTOMER, params))
+        if rows is None:
             return None
+        route, customer = rows
         return NumberMatch(
             route=_route(route) if route is not None else None,
             customer=_customer(customer) if customer is not None else None,
@@ -469,7 +585,7 @@ class SQLiteStore:
     async def _find_conflict(self, customers: Sequence[Customer]) -> ConflictError:
         """Replay a failed import one customer at a time, then roll it all back, to name the
         first customer that conflicts."""
-        async with self._write_lock:
+        async with self._writing("diagnosing an import"):
             with _translated("diagnosing an import"):
                 db = self._writer
                 await db.execute("BEGIN IMMEDIATE")
@@ -481,19 +597,17 @@ class SQLiteStore:
                             field, message = await _describe_conflict(db, customer)
                             return ConflictError(message, field=field, index=index)
                 finally:
-                    await db.execute("ROLLBACK")
+                    await self._rollback()
         return ConflictError("a phone number or code belongs to two customers")
 
     def data_version_now(self) -> int | None:
         """`data_version` read synchronously on the loop-thread connection; None when there
-        is no such connection or SQLite is busy (the caller must then not trust a cache)."""
-        if self._fast is None:
+        is no such connection, SQLite is busy or loop-thread reads are paused (the caller
+        must then not trust a cache)."""
+        rows = self._fast_fetch(("PRAGMA data_version", ()))
+        if rows is None:
             return None
-        try:
-            row = self._fast.execute("PRAGMA data_version").fetchone()
-        except sqlite3.Error:
-            return None
-        return int(row[0])
+        return int(rows[0][0])
 
     async def data_version(self) -> int:
         """See `Store.data_version` (SQLite's ``PRAGMA data_version`` on the read connection)."""
@@ -501,8 +615,12 @@ class SQLiteStore:
         return int(rows[0][0])
 
     async def ping(self) -> None:
-        """See `Store.ping`."""
-        await self._read("ping", "SELECT count(*) FROM sqlite_master")
+        """See `Store.ping`: within `PING_TIMEOUT_MS` (a probe has a short timeout too)."""
+        await self._read(
+            "ping",
+            "SELECT count(*) FROM sqlite_master",
+            timeout_ms=min(PING_TIMEOUT_MS, self._busy_timeout_ms),
+        )
 
 
 def _fast_connection(path: str) -> sqlite3.Connection:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema
 import pytest
 
 from fastagi_router.csvio import COLUMNS
-from tests.api.conftest import Api
+from tests.api.conftest import DOC, Api, validate
 from tests.conftest import CL0000_TOKEN, READER_TOKEN
 
 HEADER = ",".join(COLUMNS)
@@ -78,6 +79,36 @@ async def test_a_fetched_record_can_be_sent_back(api: Api) -> None:
     assert reply.status == 400 and reply.error["field"] == "customer_id"
 
 
+async def test_null_fields_are_as_the_document_says(api: Api) -> None:
+    """Every field may be null in an upsert (as absent), but POST needs a customer_id."""
+    nulls = dict.fromkeys(DOC["components"]["schemas"]["CustomerInput"]["properties"])
+    validate({"$ref": "#/components/schemas/CustomerInput"}, nulls)
+    reply = await api.put("/v1/customers/C1", json=nulls)
+    assert reply.status == 200, reply.body
+    assert reply.json["data"]["account"] == "default" and reply.json["data"]["code"] is None
+    post = DOC["paths"]["/v1/customers"]["post"]["requestBody"]["content"]["application/json"]
+    with pytest.raises(jsonschema.ValidationError):
+        validate(post["schema"], nulls)
+    reply = await api.post("/v1/customers", json=nulls)
+    assert reply.status == 400 and reply.error["field"] == "customer_id"
+    validate(post["schema"], {**nulls, "customer_id": "C2"})
+    assert (await api.post("/v1/customers", json={**nulls, "customer_id": "C2"})).status == 200
+
+
+async def test_a_customer_named_import(api: Api) -> None:
+    """Its path is the import's: POST imports, the other methods serve the customer."""
+    reply = await api.put("/v1/customers/import", json={"name": "Import Ltd"})
+    assert reply.status == 200 and reply.json["data"]["customer_id"] == "import"
+    assert (await api.get("/v1/customers/import")).json["name"] == "Import Ltd"
+    reply = await api.post("/v1/customers/import", data=csv("default,C1,A,,,q,,,,0,0"))
+    assert reply.json["imported"] == 1
+    reply = await api.call("PATCH", "/v1/customers/import")
+    assert reply.status == 405
+    assert set(reply.headers["Allow"].split(",")) == {"GET", "PUT", "DELETE", "POST"}
+    assert (await api.delete("/v1/customers/import")).status == 200
+    assert (await api.get("/v1/customers/import")).status == 404
+
+
 async def test_the_account_filter_and_the_pages(api: Api) -> None:
     for n in range(3):
         await api.put(f"/v1/customers/A{n}", json={}, params={"account": "CL0000"})
@@ -93,6 +124,9 @@ async def test_the_account_filter_and_the_pages(api: Api) -> None:
     assert [c["customer_id"] for c in page["data"]] == ["A0", "A1"] and page["total"] == 3
     page = (await api.get("/v1/customers", params={"account": "CL0000", "offset": "2"})).json
     assert [c["customer_id"] for c in page["data"]] == ["A2"]
+    # An empty account is not "every account": a client that lost its account is told.
+    reply = await api.get("/v1/customers?account=")
+    assert reply.status == 400 and reply.error["field"] == "account"
 
 
 async def test_a_number_of_another_customer_is_a_conflict(api: Api) -> None:
@@ -249,6 +283,17 @@ async def test_a_malformed_file_is_400(api: Api, body: bytes, line: int | None) 
     assert reply.error["code"] == "invalid_rows"
     if line is not None:
         assert [r["line"] for r in reply.json["rows"] if r["status"] == "rejected"] == [line]
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"account,customer_id\n", b"name\ndefault,C1,A,,,q,,,,0,0\n", b"\x00\x01"]
+)
+async def test_a_file_without_its_header_is_400_even_partial(api: Api, body: bytes) -> None:
+    reply = await api.post("/v1/customers/import", data=body, params={"partial": "true"})
+    assert reply.status == 400, reply.body
+    assert reply.error["code"] == "invalid_rows"
+    assert [r["line"] for r in reply.json["rows"]] == [1]
+    assert reply.json["imported"] == 0
 
 
 async def test_a_bom_is_accepted_and_crlf_too(api: Api) -> None:

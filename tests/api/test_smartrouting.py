@@ -116,6 +116,10 @@ async def test_a_large_limit_is_clamped_and_said(api_factory: Any) -> None:
         await add(api, f"08999909{n:02d}", "104")
     reply = (await api.get(ROUTES, params={"limit": "1000000"})).json
     assert reply["limit"] == 3 and len(reply["data"]) == 3
+    # The largest values the document allows are served; one more is refused.
+    reply = (await api.get(ROUTES, params={"limit": "9" * 18, "offset": "9" * 18})).json
+    assert reply["limit"] == 3 and reply["data"] == [] and reply["total"] == 5
+    assert (await api.get(ROUTES, params={"offset": str(10**18)})).status == 400
 
 
 @pytest.mark.parametrize(
@@ -144,6 +148,13 @@ async def test_unknown_or_repeated_query_parameters_are_400(api: Api) -> None:
     assert reply.status == 400 and reply.error["code"] == "unknown_parameter"
     reply = await api.get(ROUTES + "?limit=1&limit=2")
     assert reply.status == 400 and reply.error["field"] == "limit"
+    for name in ("limit", "offset", "account"):
+        reply = await api.get(f"{ROUTES}?{name}=")
+        assert reply.status == 400 and reply.error["field"] == name, name
+    reply = await api.post("/v1/customers/import?partial=", data=b"")
+    assert reply.status == 400 and reply.error["field"] == "partial"
+    reply = await api.get("/api/v1/smartRoutings?customerAccount=CL0000&number=0899990988&format=")
+    assert reply.status == 400 and reply.error["field"] == "format"
 
 
 async def test_the_account_parameter_scopes_every_endpoint(api: Api) -> None:
@@ -163,6 +174,22 @@ async def test_the_account_parameter_scopes_every_endpoint(api: Api) -> None:
     assert (await api.get(f"{ROUTES}/0899990988")).json["agent"] == "104"
     reply = await api.get(ROUTES, params={"account": "two words"})
     assert reply.status == 400 and reply.error["field"] == "account"
+
+
+async def test_an_empty_account_is_400_not_the_default_account(api: Api) -> None:
+    await add(api, "0899990988", "104")
+    route = {"phone_number": "0899990988", "agent": "300"}
+    for method, path, body in [
+        ("GET", ROUTES, None),
+        ("POST", ROUTES, route),
+        ("GET", f"{ROUTES}/1", None),
+        ("DELETE", f"{ROUTES}/1", None),
+    ]:
+        kwargs: dict[str, Any] = {} if body is None else {"json": body}
+        reply = await api.call(method, f"{path}?account=", **kwargs)
+        assert reply.status == 400, (method, path, reply.body)
+        assert reply.error["field"] == "account"
+    assert (await api.get(f"{ROUTES}/1")).json["agent"] == "104"
 
 
 # -- input checks ---------------------------------------------------------------------------

@@ -11,9 +11,13 @@
   the API tells them, not under which names: the router's names are configurable).
 
 The document does not say what an unknown caller gets: ``not_found_status`` chooses (404 by
-default, or 200 with ``{}``). Faults are queued per request (`Fault`) or set for every
-request (``always``): latency, another status, a reset, a body cut short, a malformed body,
-another content type. ``requests`` records every request that reached the handler.
+default, or 200 with ``{}``). Faults are queued per request (`Fault`), taken in turn from
+``cycle`` (a flapping API), or set for every request (``always``): latency, another status,
+a reset, a body cut short, a body that stalls half-way, a malformed body, another content
+type. ``requests`` records every request that reached the handler.
+
+`BlackHole` is below HTTP: a TCP listener that accepts and never answers, or answers bytes
+that are not HTTP, or the headers of an answer whose body never comes.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ class Fault:
     reset: bool = False
     #: Send the headers and half of the body, then drop the connection.
     truncate: bool = False
+    #: Send the headers and half of the body, then nothing more (the connection stays open).
+    stall: bool = False
 
 
 @dataclass
@@ -65,6 +71,8 @@ class FakeUpstream:
     not_found_status: int = 404
     always: Fault = field(default_factory=Fault)
     faults: deque[Fault] = field(default_factory=deque)
+    #: When not empty, request N gets ``cycle[N % len(cycle)]`` (after queued ``faults``).
+    cycle: tuple[Fault, ...] = ()
     requests: list[Seen] = field(default_factory=list)
     records: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     #: Set when a request arrives (clear it to wait for the next one).
@@ -107,7 +115,12 @@ class FakeUpstream:
         params = {k: v for k, v in request.query.items()}
         self.requests.append(Seen(params, request.headers.get("Authorization", "")))
         self.arrived.set()
-        fault = self.faults.popleft() if self.faults else self.always
+        if self.faults:
+            fault = self.faults.popleft()
+        elif self.cycle:
+            fault = self.cycle[(len(self.requests) - 1) % len(self.cycle)]
+        else:
+            fault = self.always
         if fault.latency:
             await asyncio.sleep(fault.latency)
         if fault.reset:
@@ -125,8 +138,8 @@ class FakeUpstream:
         response = self._answer(request, params)
         if fault.content_type is not None:
             response.content_type = fault.content_type
-        if fault.truncate:
-            return await _truncated(request, response)
+        if fault.truncate or fault.stall:
+            return await _truncated(request, response, stall=fault.stall)
         return response
 
     def _answer(self, request: web.Request, params: dict[str, str]) -> web.Response:
@@ -161,7 +174,9 @@ def _json(data: Any, status: int) -> web.Response:
     return web.Response(text=json.dumps(data), status=status, content_type="application/json")
 
 
-async def _truncated(request: web.Request, response: web.Response) -> web.StreamResponse:
+async def _truncated(
+    request: web.Request, response: web.Response, *, stall: bool = False
+) -> web.StreamResponse:
     body = response.body
     assert isinstance(body, bytes)
     stream = web.StreamResponse(status=response.status)
@@ -169,6 +184,65 @@ async def _truncated(request: web.Request, response: web.Response) -> web.Stream
     stream.content_length = len(body)
     await stream.prepare(request)
     await stream.write(body[: len(body) // 2])
+    if stall:
+        # Until the client gives up (aiohttp does not cancel a handler when its peer goes).
+        while request.transport is not None and not request.transport.is_closing():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
     assert request.transport is not None
     request.transport.abort()
     return stream
+
+
+class BlackHole:
+    """A TCP listener on 127.0.0.1:0 below HTTP. Each connection gets ``reply`` (nothing by
+    default) and then silence: what it sends is read and dropped, nothing else is written,
+    and the connection stays open until the client closes it.
+
+    ``reply=b""``: accepts, never answers (a half-open or hung server). Bytes that are not
+    HTTP: garbage where an answer should be. ``HEADERS_ONLY``: an answer whose body never
+    comes. ``connections`` counts the connections accepted.
+    """
+
+    HEADERS_ONLY = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n"
+        b'{"destination1": '
+    )
+
+    def __init__(self, reply: bytes = b"") -> None:
+        self.reply = reply
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def start(self) -> BlackHole:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def close(self) -> None:
+        for writer in list(self._writers):
+            writer.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.add(writer)
+        try:
+            await reader.read(65536)  # the request
+            if self.reply:
+                writer.write(self.reply)
+                await writer.drain()
+            while await reader.read(65536):
+                pass
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
