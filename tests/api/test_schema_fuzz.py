@@ -18,7 +18,7 @@ be the account parameter, or that a CSV must hold valid rows, so schema-valid re
 rightly refused with 400 there; the API tests check those refusals one by one.
 
 A bounded run here (`EXAMPLES` per operation and mode); a long one with every phase
-(coverage, stateful) is ``python -m bench.api_fuzz`` (see docs/reliability-faults.md).
+(coverage, stateful) is ``python -m bench.api_fuzz`` (see docs/reliability.md).
 """
 
 from __future__ import annotations
