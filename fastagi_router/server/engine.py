@@ -206,7 +206,7 @@ class _AGIProtocol(asyncio.Protocol):
         self._transport.write(self._conn.send(command))
 
     def _next_answer(self, reply: Reply) -> None:
-        if reply.result == "-2" and self._conn.commands_sent and self._round_trips == 1:
+        if reply.result == "-2" and self._round_trips == 1:
             # The first command was the MSet and Asterisk has no MSet: one by one.
             self._queue = [commands.set_variable(n, v) for n, v in self._variables]
         self._send_next()

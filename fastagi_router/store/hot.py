@@ -14,12 +14,13 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from fastagi_router.model import Customer, NumberMatch
 from fastagi_router.store.sqlite import SQLiteStore
 
 _MISSING = object()
+T = TypeVar("T")
 
 
 class HotStore:
@@ -83,16 +84,12 @@ class HotStore:
         if not self._valid():
             return None
         key = ("n", account, number_key)
-        value = self._get(key)
-        if value is not _MISSING:
+        hit = self._get(key)
+        if hit is not _MISSING:
             self.hits += 1
-            hit: NumberMatch = value
-            return hit
+            return cast(NumberMatch, hit)
         match = self.inner.lookup_number_now(account, number_key, learned_since=learned_since)
-        if match is not None:
-            self.misses += 1
-            self._put(key, match)
-        return match
+        return self._miss(key, match) if match is not None else None
 
     async def lookup_number(
         self, account: str, number_key: str, *, learned_since: float | None = None
@@ -101,30 +98,29 @@ class HotStore:
         if not self._valid():
             return await self.inner.lookup_number(account, number_key, learned_since=learned_since)
         key = ("n", account, number_key)
-        value = self._get(key)
-        if value is not _MISSING:
+        hit = self._get(key)
+        if hit is not _MISSING:
             self.hits += 1
-            match: NumberMatch = value
-            return match
-        self.misses += 1
-        match = await self.inner.lookup_number(account, number_key, learned_since=learned_since)
-        self._put(key, match)
-        return match
+            return cast(NumberMatch, hit)
+        return self._miss(
+            key, await self.inner.lookup_number(account, number_key, learned_since=learned_since)
+        )
 
     async def lookup_code(self, account: str, code: str) -> Customer | None:
         """See `Store.lookup_code`."""
         if not self._valid():
             return await self.inner.lookup_code(account, code)
         key = ("c", account, code)
-        value = self._get(key)
-        if value is not _MISSING:
+        hit = self._get(key)
+        if hit is not _MISSING:
             self.hits += 1
-            customer: Customer | None = value
-            return customer
+            return cast(Customer | None, hit)
+        return self._miss(key, await self.inner.lookup_code(account, code))
+
+    def _miss(self, key: tuple[str, str, str], value: T) -> T:
         self.misses += 1
-        customer = await self.inner.lookup_code(account, code)
-        self._put(key, customer)
-        return customer
+        self._put(key, value)
+        return value
 
     def clear(self) -> None:
         """Forget every entry."""
