@@ -45,6 +45,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", metavar="PATH", help="SQLite store (default fastagi-router.db)")
 
 
+def _add_check_config(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    check = commands.add_parser(
+        "check-config", help="load the configuration and print it; start nothing"
+    )
+    check.add_argument("file", nargs="?", help="configuration file (same as --config FILE)")
+    check.add_argument(
+        "--example",
+        action="store_true",
+        help="print an example file: every setting at its default, with its meaning",
+    )
+    _common(check)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser for every command."""
     parser = argparse.ArgumentParser(
@@ -107,8 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--port", type=int, help="router port (default: from agi.listen)")
     call.add_argument("--timeout", type=float, default=30.0, help="give up after (s)")
 
-    check = commands.add_parser("check-config", help="load the configuration and print it")
-    _common(check)
+    _add_check_config(commands)
 
     token = commands.add_parser("token", help="REST API tokens")
     token_cmds = token.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -358,7 +370,17 @@ def cmd_call(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
-    """``check-config``: load the configuration and print every setting."""
+    """``check-config [FILE] [--example]``: load the configuration and print every setting,
+    or print the example configuration file."""
+    if args.example:
+        from fastagi_router.config_example import example_config  # noqa: PLC0415
+
+        out.write(example_config())
+        return EXIT_OK
+    if args.file:
+        if args.config and args.config != args.file:
+            raise ConfigError("give the configuration file once: FILE or --config FILE")
+        args.config = args.file
     settings = _settings(args)
     print(settings, file=out)
     return EXIT_OK
