@@ -19,6 +19,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TextIO
 
 from fastagi_router import __version__
+from fastagi_router import admin as ops
 from fastagi_router.config import Settings, load_settings, parse_hostport
 from fastagi_router.csvio import format_customers, parse_customers
 from fastagi_router.errors import (
@@ -121,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--timeout", type=float, default=30.0, help="give up after (s)")
 
     _add_check_config(commands)
+
+    ops.add_parsers(commands, _common)
 
     token = commands.add_parser("token", help="REST API tokens")
     token_cmds = token.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -386,6 +389,11 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_ops(args: argparse.Namespace, out: TextIO) -> int:
+    """``healthcheck``, ``dialplan``, ``backup``, ``restore``, ``migrate``."""
+    return ops.run(args, lambda: _settings(args), out)
+
+
 def cmd_token(args: argparse.Namespace, out: TextIO) -> int:
     """``token new|hash``: make a token, or hash one, and print its ``api.tokens`` entry."""
     from fastagi_router.api.tokens import (  # noqa: PLC0415
@@ -424,6 +432,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             "call": cmd_call,
             "check-config": cmd_check_config,
             "token": cmd_token,
+            "healthcheck": cmd_ops,
+            "dialplan": cmd_ops,
+            "backup": cmd_ops,
+            "restore": cmd_ops,
+            "migrate": cmd_ops,
         }[args.command]
         return handler(args, stream)
     except (ConfigError, ValidationError) as exc:
