@@ -402,3 +402,13 @@ def test_migrate_refuses_while_the_store_is_in_use(
         holder.close()
     assert "in use" in capsys.readouterr().err
     assert run("migrate", "--db", str(db))[0] == 0
+
+
+def test_restore_and_migrate_refuse_while_serve_runs(
+    served: tuple[int, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, copy = tmp_path / "s.db", tmp_path / "backup.db"
+    assert run("backup", str(copy), "--db", str(db))[0] == 0  # while it runs: fine
+    assert run("restore", str(copy), "--db", str(db))[0] == 3
+    assert "in use (is the router running?)" in capsys.readouterr().err
+    assert run("migrate", "--db", str(db))[0] == 0  # nothing pending: only reports
