@@ -278,6 +278,18 @@ class HTTPSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """The audit log of administrative writes (REST API, CLI) kept in the store."""
+
+    #: Entries older than this many days are deleted by the periodic purge; 0 keeps them.
+    retention_days: int = 365
+
+    def __post_init__(self) -> None:
+        if self.retention_days < 0:
+            raise ConfigError("audit.retention_days must be 0 (keep for ever) or more")
+
+
+@dataclass(frozen=True, slots=True)
 class APISettings:
     """Who may use the REST API: bearer tokens, kept only as hashes.
 
@@ -483,6 +495,7 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     http: HTTPSettings = field(default_factory=HTTPSettings)
     api: APISettings = field(default_factory=APISettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     ami: AMISettings = field(default_factory=AMISettings)
     learning: LearningSettings = field(default_factory=LearningSettings)
@@ -742,6 +755,7 @@ __all__ = [
     "AGISettings",
     "AMISettings",
     "APISettings",
+    "AuditSettings",
     "AvailabilitySettings",
     "CodesSettings",
     "HTTPSettings",
