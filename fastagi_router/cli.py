@@ -376,8 +376,12 @@ def cmd_call(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
-    """``check-config``: load the configuration and print every setting."""
+    """``check-config``: load the configuration and print every setting (the TLS files of
+    the REST API are loaded too, so that a bad certificate is found before ``serve``)."""
+    from fastagi_router.api.server import tls_context  # noqa: PLC0415
+
     settings = _settings(args)
+    tls_context(settings.http)
     print(settings, file=out)
     return EXIT_OK
 

@@ -267,9 +267,16 @@ class HTTPSettings:
     max_import_bytes: int = 33554432
     #: Largest page a listing returns; a larger ``limit`` is clamped to it.
     max_limit: int = 1000
+    #: PEM certificate (chain) and private key: with both, the API is served over HTTPS
+    #: (TLS 1.2 or later); files are read at start-up, and again on SIGHUP.
+    tls_cert: str = ""
+    tls_key: str = ""
 
     def __post_init__(self) -> None:
         parse_hostport(self.listen, "http.listen")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            given, missing = ("tls_cert", "tls_key") if self.tls_cert else ("tls_key", "tls_cert")
+            raise ConfigError(f"http.{given} is set but http.{missing} is not: give both")
         if self.max_body_bytes < 1024:
             raise ConfigError("http.max_body_bytes must be at least 1024")
         if self.max_import_bytes < 1024:
