@@ -25,13 +25,12 @@ import aiosqlite
 from fastagi_router.errors import ConflictError, StoreError
 from fastagi_router.model import (
     DEFAULT_ACCOUNT,
-    REDACTED,
     AuditEntry,
     Customer,
     NumberMatch,
     Route,
 )
-from fastagi_router.store import audit
+from fastagi_router.store import audit, erasure
 from fastagi_router.store.base import AuditQuery, Erasure, LearnOutcome, Page
 from fastagi_router.store.schema import LATEST_VERSION, MIGRATIONS
 
@@ -107,10 +106,6 @@ def _lookup_params(account: str, number_key: str, learned_since: float | None) -
 
 
 _timestamp = audit.timestamp
-
-
-def _placeholders(values: Sequence[Any]) -> str:
-    return ", ".join("?" * len(values))
 
 
 def _route(row: Sequence[Any]) -> Route:
@@ -258,16 +253,31 @@ class SQLiteStore:
             self._write_lock.release()
 
     @contextlib.asynccontextmanager
-    async def _transaction(self, action: str) -> AsyncIterator[aiosqlite.Connection]:
+    async def _transaction(
+        self, action: str, *, secure_delete: bool = False
+    ) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction. With ``secure_delete``, what it deletes is overwritten in
+        the file rather than left in free pages (an erasure), and a checkpoint follows."""
         async with self._writing(action):
             with _translated(action):
                 await self._writer.execute("BEGIN IMMEDIATE")
                 try:
+                    if secure_delete:
+                        await self._writer.execute("PRAGMA secure_delete = ON")
                     yield self._writer
                     await self._writer.execute("COMMIT")
                 except BaseException:
                     await self._rollback()
                     raise
+                finally:
+                    if secure_delete:
+                        with contextlib.suppress(sqlite3.Error, ValueError):
+                            await self._writer.execute("PRAGMA secure_delete = OFF")
+            if secure_delete:
+                with contextlib.suppress(sqlite3.Error, ValueError):
+                    # Best effort, never waiting on readers: until a checkpoint copies the
+                    # overwritten pages into the main file, it still holds the old ones.
+                    await self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def _rollback(self) -> None:
         """Roll back the writer's transaction, if one is still open.
@@ -665,78 +675,8 @@ class SQLiteStore:
         self, number_keys: Sequence[str], account: str | None, *, actor: str
     ) -> Erasure:
         """See `Store.erase_caller`."""
-        keys = list(dict.fromkeys(number_keys))
-        scope, scope_params = ("account = ?", [account]) if account is not None else ("1 = 1", [])
-        marks = _placeholders(keys)
-        # secure_delete: the freed space is overwritten, so the number does not linger in
-        # free pages of the file (the next checkpoint carries the zeros to the main file).
-        async with self._secure_delete(), self._transaction("erasing a caller") as db:
-            routes = await db.execute(
-                f"DELETE FROM routes WHERE (number_key IN ({marks}) OR phone_number IN ({marks})) "  # noqa: S608
-                f"AND {scope}",
-                [*keys, *keys, *scope_params],
-            )
-            owners = list(
-                await db.execute_fetchall(
-                    f"SELECT DISTINCT account, customer_id FROM customer_numbers "  # noqa: S608
-                    f"WHERE number_key IN ({marks}) AND {scope}",
-                    [*keys, *scope_params],
-                )
-            )
-            numbers = await db.execute(
-                f"DELETE FROM customer_numbers WHERE number_key IN ({marks}) AND {scope}",  # noqa: S608
-                [*keys, *scope_params],
-            )
-            customers = 0
-            now = _now()
-            for owner_account, customer_id in owners:
-                cursor = await db.execute(
-                    "DELETE FROM customers WHERE account = ? AND customer_id = ? AND NOT EXISTS "
-                    "(SELECT 1 FROM customer_numbers AS n WHERE n.account = customers.account "
-                    " AND n.customer_id = customers.customer_id)",
-                    (owner_account, customer_id),
-                )
-                customers += cursor.rowcount
-                if not cursor.rowcount:
-                    await db.execute(
-                        "UPDATE customers SET updated_at = ? WHERE account = ? AND customer_id = ?",
-                        (now, owner_account, customer_id),
-                    )
-            cache = await db.execute(
-                f"DELETE FROM upstream_cache WHERE kind = 'number' AND lookup_key IN ({marks}) "  # noqa: S608
-                f"AND {scope}",
-                [*keys, *scope_params],
-            )
-            redacted = await db.execute(
-                f"UPDATE audit_log SET target = ? WHERE target IN ({marks}) AND {scope}",  # noqa: S608
-                [REDACTED, *keys, *scope_params],
-            )
-            erasure = Erasure(
-                number_key=keys[0],
-                account=account,
-                routes=routes.rowcount,
-                customer_numbers=numbers.rowcount,
-                customers=customers,
-                cache_entries=cache.rowcount,
-                audit_entries=redacted.rowcount,
-            )
-            detail = " ".join(f"{name}={count}" for name, count in erasure.counts().items())
-            await audit.record(db, AuditEntry(actor, "caller.erase", account, "", detail), now)
-        return erasure
-
-    @contextlib.asynccontextmanager
-    async def _secure_delete(self) -> AsyncIterator[None]:
-        with _translated("erasing a caller"):
-            await self._writer.execute("PRAGMA secure_delete = ON")
-        try:
-            yield
-        finally:
-            with contextlib.suppress(sqlite3.Error, ValueError):
-                await self._writer.execute("PRAGMA secure_delete = OFF")
-        with contextlib.suppress(sqlite3.Error, ValueError):
-            # Best effort, never waiting on readers: the WAL's older frames may still hold
-            # the number until a checkpoint writes past them.
-            await self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        async with self._transaction("erasing a caller", secure_delete=True) as db:
+            return await erasure.erase(db, number_keys, account, actor, _now())
 
     async def expire_learned(self, before: str, *, actor: str | None = None) -> int:
         """See `Store.expire_learned`."""
