@@ -42,7 +42,9 @@ Two APIs are served as their documents define them:
   404 when no customer matches.
 
 `/v1/customers` manages customer records with the fields of the customers CSV, and imports
-that CSV. Every error has the shape `{"error": {"code", "message", "field"?}}`.
+that CSV. `/v1/audit` lists who changed what and when (this API, the command line, the
+expiry of learned routes); `/v1/erasure` removes a caller's number from everything the
+router keeps. Every error has the shape `{"error": {"code", "message", "field"?}}`.
 
 Authentication: `Authorization: Bearer <token>`. A token may use some accounts or all, and
 may read or also write. 401 (with `WWW-Authenticate`) for a missing or unknown token; 403 for

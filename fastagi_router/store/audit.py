@@ -1,8 +1,8 @@
 """The audit log's SQL and its time filters, shared by the store and the upstream cache.
 
 Every audited write calls `record` on the connection of its own transaction, so a change and
-its entry are committed together or not at all. The statements are plain SQL (no function
-SQLite alone has), so that a PostgreSQL store can run them as they are.
+its entry are committed together or not at all. The statements use no construct SQLite
+alone has (only the ``?`` placeholders would change), so a PostgreSQL store can share them.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The statements of an erasure: a caller's number removed from every table, in the
-transaction the store opens for it. Plain SQL, so that a PostgreSQL store can run them."""
+transaction the store opens for it. No construct SQLite alone has (only the ``?``
+placeholders would change), so a PostgreSQL store can share them."""
 
 from __future__ import annotations
 

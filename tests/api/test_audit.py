@@ -117,3 +117,21 @@ async def test_entries_hold_no_code_and_no_number_outside_the_target(api: Api) -
     reply = await api.get("/v1/audit", params={"limit": "1000"})
     assert b"987654" not in reply.body
     assert all("89999" not in e["detail"] for e in reply.json["data"])
+
+
+async def test_a_partial_import_records_the_rows_it_rejected(api: Api) -> None:
+    good = "CL0000,C5,five,,,q,,,,0,0"
+    bad = "CL0000,C6,six,not-a-number,,q,,,,0,0"
+    header = (
+        "account,customer_id,name,phone_numbers,code,destination1,destination2,"
+        "destination3,destination4,vip,oncall"
+    )
+    body = f"{header}\n{good}\n{bad}\n".encode()
+    reply = await api.post("/v1/customers/import", params={"partial": "true"}, data=body)
+    assert reply.status == 200
+    newest = (await api.get("/v1/audit", params={"limit": "1"})).json["data"][0]
+    assert (newest["action"], newest["account"], newest["detail"]) == (
+        "customers.import",
+        "CL0000",
+        "customers=1 rejected=1",
+    )
