@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastagi_router.config import Settings
 from fastagi_router.errors import StoreError
@@ -32,6 +32,9 @@ log = logging.getLogger("fastagi_router.retention")
 EXPIRY_ACTOR = "system:expiry"
 FIRST_RUN_S = 60.0
 INTERVAL_S = 3600.0
+#: Rows deleted per transaction: 30-110 ms of write lock each, measured on a store of a
+#: million routes and a million audit entries.
+BATCH = 5000
 _DAY = 86400
 
 
@@ -68,12 +71,14 @@ class Retention:
         routes = entries = 0
         days = self.settings.learning.affinity_days
         if days:
-            routes = await self.store.expire_learned(
-                timestamp(now - days * _DAY), actor=EXPIRY_ACTOR
+            unseen = timestamp(now - days * _DAY)
+            routes = await self._batches(
+                lambda: self.store.expire_learned(unseen, actor=EXPIRY_ACTOR, limit=BATCH)
             )
         keep = self.settings.audit.retention_days
         if keep:
-            entries = await self.store.prune_audit(timestamp(now - keep * _DAY))
+            written = timestamp(now - keep * _DAY)
+            entries = await self._batches(lambda: self.store.prune_audit(written, limit=BATCH))
         if routes:
             self.metrics.inc("retention_deleted_total", routes, kind="learned_routes")
             log.info("retention: deleted %d learned route(s) not seen for %d days", routes, days)
@@ -81,6 +86,19 @@ class Retention:
             self.metrics.inc("retention_deleted_total", entries, kind="audit_entries")
             log.info("retention: deleted %d audit entries older than %d days", entries, keep)
         return routes, entries
+
+    @staticmethod
+    async def _batches(purge: Callable[[], Awaitable[int]]) -> int:
+        """Run ``purge`` until a batch comes back short; return the total. Each batch is
+        its own transaction, so API writes and learning wait for one batch at most (a
+        first purge of years of entries would otherwise hold the write lock for seconds)."""
+        total = 0
+        while True:
+            count = await purge()
+            total += count
+            if count < BATCH:
+                return total
+            await asyncio.sleep(0)
 
     def start(self) -> None:
         """Run the purge in the background: first after ``first_run`` s, then every

@@ -8,6 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from fastagi_router import retention
 from fastagi_router.app import Application
 from fastagi_router.metrics import Metrics
 from fastagi_router.retention import EXPIRY_ACTOR, Retention
@@ -95,3 +98,26 @@ async def test_only_a_process_that_is_not_a_worker_purges(start_router: Any) -> 
         assert worker.retention is None
     finally:
         await worker.stop(grace=1.0)
+
+
+async def test_a_backlog_is_purged_in_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retention, "BATCH", 2)
+    store = await SQLiteStore.open(str(tmp_path / "r.db"))
+    try:
+        for i in range(5):
+            await store.learn_route("A", f"089999098{i}", f"+8489999098{i}", "104")
+            await store.set_route("B", f"089999097{i}", f"+8489999097{i}", "105", actor="x")
+        later = time.time() + 31 * DAY
+        settings = make_settings(tmp_path)
+        purge = Retention(settings, store, Metrics(), clock=lambda: later)
+        assert await purge.run_once() == (5, 0)
+        assert (await store.list_routes("A", 10, 0)).total == 0
+        # One entry per batch of two.
+        log = (await store.list_audit(AuditQuery(action="route.expire"))).items
+        assert [e.detail.split()[0] for e in log] == ["routes=1", "routes=2", "routes=2"]
+        much_later = Retention(settings, store, Metrics(), clock=lambda: later + 366 * DAY)
+        assert await much_later.run_once() == (0, 8)
+    finally:
+        await store.close()

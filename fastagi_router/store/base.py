@@ -210,13 +210,17 @@ class Store(Protocol):
         in every account when None. The erasure is audited without the number."""
         ...
 
-    async def expire_learned(self, before: str, *, actor: str | None = None) -> int:
-        """Delete learned routes last seen before ``before`` (UTC, store format); manual
-        routes are kept. Audited as one entry per account that lost some. Returns the count."""
+    async def expire_learned(
+        self, before: str, *, actor: str | None = None, limit: int | None = None
+    ) -> int:
+        """Delete learned routes last seen before ``before`` (UTC, store format), at most
+        ``limit`` of them (None: all); manual routes are kept. Audited as one entry per
+        account that lost some. Returns the count."""
         ...
 
-    async def prune_audit(self, before: str) -> int:
-        """Delete audit entries older than ``before`` (UTC, store format); return how many."""
+    async def prune_audit(self, before: str, *, limit: int | None = None) -> int:
+        """Delete audit entries older than ``before`` (UTC, store format), at most ``limit``
+        (None: all), oldest first; return how many."""
         ...
 
     async def list_audit(self, query: AuditQuery) -> Page[AuditEntry]:

@@ -678,20 +678,24 @@ class SQLiteStore:
         async with self._transaction("erasing a caller", secure_delete=True) as db:
             return await erasure.erase(db, number_keys, account, actor, _now())
 
-    async def expire_learned(self, before: str, *, actor: str | None = None) -> int:
+    async def expire_learned(
+        self, before: str, *, actor: str | None = None, limit: int | None = None
+    ) -> int:
         """See `Store.expire_learned`."""
         expired = "origin = 'learned' AND coalesce(last_seen_at, updated_at) < ?"
+        batch = f"SELECT id FROM routes WHERE {expired} ORDER BY id LIMIT ?"  # noqa: S608
+        bound = (before, -1 if limit is None else limit)  # SQLite: LIMIT -1 is no limit
         async with self._transaction("expiring learned routes") as db:
             counts = list(
                 await db.execute_fetchall(
-                    f"SELECT account, count(*) FROM routes WHERE {expired} "  # noqa: S608
+                    f"SELECT account, count(*) FROM routes WHERE id IN ({batch}) "  # noqa: S608
                     "GROUP BY account ORDER BY account",
-                    (before,),
+                    bound,
                 )
             )
             if not counts:
                 return 0
-            await db.execute(f"DELETE FROM routes WHERE {expired}", (before,))  # noqa: S608
+            await db.execute(f"DELETE FROM routes WHERE id IN ({batch})", bound)  # noqa: S608
             if actor is not None:
                 now = _now()
                 for account, count in counts:
@@ -701,10 +705,14 @@ class SQLiteStore:
                     await audit.record(db, entry, now)
         return sum(count for _, count in counts)
 
-    async def prune_audit(self, before: str) -> int:
+    async def prune_audit(self, before: str, *, limit: int | None = None) -> int:
         """See `Store.prune_audit`."""
         async with self._transaction("pruning the audit log") as db:
-            cursor = await db.execute("DELETE FROM audit_log WHERE at < ?", (before,))
+            cursor = await db.execute(
+                "DELETE FROM audit_log WHERE id IN "
+                "(SELECT id FROM audit_log WHERE at < ? ORDER BY id LIMIT ?)",
+                (before, -1 if limit is None else limit),
+            )
             return cursor.rowcount
 
     async def list_audit(self, query: AuditQuery) -> Page[AuditEntry]:
