@@ -24,6 +24,8 @@ async def erase(
     (None: every account) within the transaction open on ``db``; audit it without the
     number. See `Store.erase_caller` for what goes."""
     keys = list(dict.fromkeys(number_keys))
+    if not keys:
+        raise ValueError("an erasure needs at least one number key")
     scope, scoped = ("account = ?", [account]) if account is not None else ("1 = 1", [])
     marks = ", ".join("?" * len(keys))
     routes = await db.execute(
