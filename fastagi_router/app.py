@@ -19,6 +19,7 @@ from fastagi_router.api.server import HTTPServer
 from fastagi_router.config import Settings, merge_reloadable
 from fastagi_router.metrics import Metrics
 from fastagi_router.phone import NumberParser
+from fastagi_router.retention import Retention
 from fastagi_router.routing import CustomerSource, Router
 from fastagi_router.server import AGIServer
 from fastagi_router.store import SQLiteStore, Store
@@ -49,11 +50,14 @@ class Application:
         own_store: bool = True,
         upstream: UpstreamSource | None = None,
         learning: ManagerLearning | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self.settings = settings
         self.upstream = upstream
         #: Learning from the Asterisk Manager, when ``ami.host`` is set.
         self.learning = learning
+        #: The periodic purge of expired data, in the one process that runs it.
+        self.retention = retention
         self._own_store = own_store
         self.store = store
         self.router = router
@@ -72,12 +76,15 @@ class Application:
         store: Store | None = None,
         serve_agi: bool = True,
         metrics: Metrics | None = None,
+        purge: bool = True,
     ) -> Application:
         """Open the store, start serving FastAGI, then the REST API on the same store.
 
         With ``upstream.url`` set, the upstream API (through its cache) is asked after
-        ``sources``. Raises `RouterError` (or `OSError` for an address that cannot be bound)
-        on failure, with whatever had started stopped again.
+        ``sources``. With ``purge`` (every process but a worker), expired learned routes
+        and old audit entries are deleted periodically (`Retention`). Raises `RouterError`
+        (or `OSError` for an address that cannot be bound) on failure, with whatever had
+        started stopped again.
         """
         metrics = metrics if metrics is not None else Metrics()
         _process_gauges(metrics)
@@ -130,6 +137,9 @@ class Application:
                 with contextlib.suppress(Exception):
                     await store.close()
             raise
+        retention = Retention(settings, store, metrics) if purge else None
+        if retention is not None:
+            retention.start()
         if learning is not None:
             # Connects in the background: calls are served whether Asterisk's Manager is
             # up, down or refusing the login.
@@ -144,6 +154,7 @@ class Application:
             own_store=own_store,
             upstream=upstream,
             learning=learning,
+            retention=retention,
         )
 
     async def stop(self, grace: float | None = None) -> None:
@@ -154,6 +165,8 @@ class Application:
             await self.agi.stop(grace)
         if self.learning is not None:
             await self.learning.stop()
+        if self.retention is not None:
+            await self.retention.stop()
         if self.upstream is not None:
             await self.upstream.close()
         if self._own_store:

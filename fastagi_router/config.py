@@ -267,14 +267,33 @@ class HTTPSettings:
     max_import_bytes: int = 33554432
     #: Largest page a listing returns; a larger ``limit`` is clamped to it.
     max_limit: int = 1000
+    #: PEM certificate (chain) and private key: with both, the API is served over HTTPS
+    #: (TLS 1.2 or later); files are read at start-up, and again on SIGHUP.
+    tls_cert: str = ""
+    tls_key: str = ""
 
     def __post_init__(self) -> None:
         parse_hostport(self.listen, "http.listen")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            given, missing = ("tls_cert", "tls_key") if self.tls_cert else ("tls_key", "tls_cert")
+            raise ConfigError(f"http.{given} is set but http.{missing} is not: give both")
         if self.max_body_bytes < 1024:
             raise ConfigError("http.max_body_bytes must be at least 1024")
         if self.max_import_bytes < 1024:
             raise ConfigError("http.max_import_bytes must be at least 1024")
         _positive("http.max_limit", self.max_limit)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """The audit log of administrative writes (REST API, CLI) kept in the store."""
+
+    #: Entries older than this many days are deleted by the periodic purge; 0 keeps them.
+    retention_days: int = 365
+
+    def __post_init__(self) -> None:
+        if self.retention_days < 0:
+            raise ConfigError("audit.retention_days must be 0 (keep for ever) or more")
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,6 +502,7 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     http: HTTPSettings = field(default_factory=HTTPSettings)
     api: APISettings = field(default_factory=APISettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     ami: AMISettings = field(default_factory=AMISettings)
     learning: LearningSettings = field(default_factory=LearningSettings)
@@ -742,6 +762,7 @@ __all__ = [
     "AGISettings",
     "AMISettings",
     "APISettings",
+    "AuditSettings",
     "AvailabilitySettings",
     "CodesSettings",
     "HTTPSettings",

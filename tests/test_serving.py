@@ -120,6 +120,29 @@ def test_workers_share_the_socket_the_store_and_the_metrics(
     assert "did not stop in time" not in server.log()
 
 
+def test_an_erasure_applies_to_the_next_call_in_every_worker(
+    tmp_path: Path, served: list[Served]
+) -> None:
+    server = Served(tmp_path, "--workers", "2")
+    served.append(server)
+    server.wait_for(lambda: server.log().count("FastAGI listening") == 2, 20)
+    assert _cli("routes", "set", "0899990988", "104", "--db", server.db) == 0
+    # Enough calls for both workers to hold the caller in their hot layer.
+    before = [server.call() for _ in range(20)]
+    assert {r.variables["SMARTROUTING_AGENT"] for r in before} == {"104"}  # type: ignore[attr-defined]
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.http}/v1/erasure",
+        data=b'{"phone_number": "+84899990988"}',
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5) as reply:
+        assert b'"routes": 1' in reply.read()
+    after = [server.call(keypresses=[Keypress("")] * 3) for _ in range(20)]
+    assert {r.status for r in after} == {"UNKNOWN"}  # type: ignore[attr-defined]
+    assert server.stop() == 0
+
+
 def test_a_worker_that_dies_is_restarted(tmp_path: Path, served: list[Served]) -> None:
     server = Served(tmp_path, "--workers", "2")
     served.append(server)

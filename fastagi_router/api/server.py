@@ -1,16 +1,22 @@
-"""`HTTPServer`: runs the REST API application on ``http.listen`` beside the FastAGI server."""
+"""`HTTPServer`: runs the REST API application on ``http.listen`` beside the FastAGI server.
+
+With ``http.tls_cert`` and ``http.tls_key`` it serves HTTPS (TLS 1.2 or later), the files
+read at start-up and again on SIGHUP (a renewed certificate applies to new connections).
+"""
 
 from __future__ import annotations
 
 import logging
 import socket
+import ssl
 
 from aiohttp import web
 
 from fastagi_router.api.app import create_app
 from fastagi_router.api.keys import TOKENS
 from fastagi_router.api.tokens import token_set
-from fastagi_router.config import Settings, parse_hostport
+from fastagi_router.config import HTTPSettings, Settings, parse_hostport
+from fastagi_router.errors import ConfigError
 from fastagi_router.metrics import Metrics
 from fastagi_router.store import Store
 
@@ -20,6 +26,34 @@ log = logging.getLogger("fastagi_router.api")
 SHUTDOWN_TIMEOUT = 5.0
 
 
+def tls_context(http: HTTPSettings) -> ssl.SSLContext | None:
+    """Return the server's TLS context for ``http.tls_cert``/``http.tls_key`` (None without
+    them). Raises `ConfigError` naming the setting when a file cannot be read, is not PEM,
+    or the key does not match the certificate."""
+    if not http.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    _load_chain(context, http)
+    return context
+
+
+def _load_chain(context: ssl.SSLContext, http: HTTPSettings) -> None:
+    for name, path in (("http.tls_cert", http.tls_cert), ("http.tls_key", http.tls_key)):
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from exc
+    try:
+        context.load_cert_chain(http.tls_cert, http.tls_key)
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            f"http.tls_cert/http.tls_key: {http.tls_cert} and {http.tls_key} are not a PEM "
+            f"certificate and its private key ({exc.reason or exc})"
+        ) from exc
+
+
 class HTTPServer:
     """The REST API's listener: `start`, `stop`, and the address actually bound."""
 
@@ -27,25 +61,32 @@ class HTTPServer:
         self.settings = settings
         self.app = create_app(settings, store=store, metrics=metrics)
         self._runner: web.AppRunner | None = None
+        self._tls: ssl.SSLContext | None = None
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when serving TLS, else ``http``."""
+        return "https" if self._tls is not None else "http"
 
     async def start(self, sock: socket.socket | None = None) -> None:
         """Start listening on ``http.listen`` (or on ``sock``). Raises `OSError` when the
-        address cannot be bound."""
+        address cannot be bound, `ConfigError` when the TLS files are unusable."""
+        self._tls = tls_context(self.settings.http)
         runner = web.AppRunner(self.app, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
         try:
             site: web.BaseSite
             if sock is not None:
-                site = web.SockSite(runner, sock)
+                site = web.SockSite(runner, sock, ssl_context=self._tls)
             else:
                 host, port = parse_hostport(self.settings.http.listen, "http.listen")
-                site = web.TCPSite(runner, host, port, reuse_address=True)
+                site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=self._tls)
             await site.start()
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
-        log.info("REST API listening on %s", ", ".join(self.addresses()))
+        log.info("REST API listening on %s (%s)", ", ".join(self.addresses()), self.scheme.upper())
 
     def addresses(self) -> list[str]:
         """The ``host:port`` addresses bound."""
@@ -62,10 +103,22 @@ class HTTPServer:
 
     def apply(self, settings: Settings) -> None:
         """Accept the tokens of ``settings`` from the next request on (a reload). Without any
-        configured token, the token generated at start-up stays."""
+        configured token, the token generated at start-up stays. When serving TLS, read the
+        certificate and key files again (the running ones: the paths change on restart);
+        files that do not load are logged and the certificate in use is kept."""
         tokens = token_set(settings.api.token, settings.api.tokens)
         if len(tokens):
             self.app[TOKENS].replace(tokens)
+        if self._tls is not None:
+            try:
+                # A scratch context first: a key that does not match would otherwise leave
+                # the live context with the new certificate and the old key.
+                tls_context(self.settings.http)
+                _load_chain(self._tls, self.settings.http)
+            except ConfigError as exc:
+                log.error("SIGHUP: keeping the certificate in use: %s", exc)
+            else:
+                log.info("SIGHUP: TLS certificate reloaded from %s", self.settings.http.tls_cert)
         self.settings = settings
 
     async def stop(self) -> None:
