@@ -102,6 +102,7 @@ class Metrics:
         if series is None:
             series = self._counters[name] = defaultdict(float)
         key = tuple(labels.items())
+        series.setdefault(key, 0.0)  # shown at 0 from the start: rate() sees the first one
         counts = series
 
         def add(amount: float = 1.0) -> None:
@@ -222,8 +223,9 @@ class Metrics:
                 help_.setdefault(name, (kind, text))
             for into, kind in ((counters, "counters"), (gauges, "gauges")):
                 for name, rows in snap.get(kind, {}).items():
+                    target = into[name]
                     for key, value in rows:
-                        into[name][_key(key)] += float(value)
+                        target[_key(key)] += float(value)
             for name, data in snap.get("histograms", {}).items():
                 bounds = tuple(float(b) for b in data["buckets"])
                 known, series = histograms.setdefault(name, (bounds, {}))
@@ -271,6 +273,12 @@ class MetricsCollector:
         merged = self._metrics.merged()
         prefix = self._metrics._prefix
         help_: dict[str, tuple[str, str]] = merged["help"]
+        shown = set(merged["counters"]) | set(merged["gauges"]) | set(merged["histograms"])
+        for name in sorted(set(help_) - shown):
+            # Declared, nothing observed yet: the family says it exists.
+            kind, text = help_[name]
+            if kind in ("counter", "gauge", "histogram"):
+                yield Metric(prefix + name, text, kind)
         for name in sorted(merged["counters"]):
             rows = merged["counters"][name]
             names = _label_names(rows)
