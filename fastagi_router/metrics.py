@@ -232,9 +232,10 @@ class Metrics:
                 if known != bounds:
                     continue  # a worker of another version: its buckets cannot be added
                 for key, counts, total in data["series"]:
-                    target = series.setdefault(_key(key), [0.0] * (len(bounds) + 2))
+                    # The count in each bucket (the last: +Inf), then the sum.
+                    cells = series.setdefault(_key(key), [0.0] * (len(bounds) + 2))
                     for i, count in enumerate([*counts, total]):
-                        target[i] += float(count)
+                        cells[i] += float(count)
         return {"help": help_, "counters": counters, "gauges": gauges, "histograms": histograms}
 
     # -- exposition ------------------------------------------------------------------------
