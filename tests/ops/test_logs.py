@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -12,6 +13,7 @@ import pytest
 
 from fastagi_router import logutil
 from fastagi_router.agi import AGIConnection, AGIRequest
+from fastagi_router.api.server import BAD_REQUESTS_LOGGED
 from fastagi_router.config import LogSettings, load_settings
 from fastagi_router.errors import ConfigError
 from fastagi_router.logutil import BufferedHandler, JSONFormatter, TextFormatter
@@ -184,3 +186,21 @@ def test_log_settings_from_a_file_and_the_environment(tmp_path: Path) -> None:
     for bad in ({"format": "xml"}, {"caller": "first4"}, {"levels": {"a b": "INFO"}}):
         with pytest.raises(ConfigError):
             LogSettings(**bad)  # type: ignore[arg-type]
+
+
+async def test_an_unparsable_http_request_is_one_warning_line(
+    start_router: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    router = await start_router()
+    port = router.app.http.port
+    for _ in range(BAD_REQUESTS_LOGGED + 15):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\x01: y\r\n\r\n")
+        assert (await reader.read(100)).startswith(b"HTTP/1.0 400")
+        writer.close()
+        await writer.wait_closed()
+    lines = [r for r in caplog.records if r.name == "fastagi_router.api.http"]
+    assert 1 <= len(lines) <= BAD_REQUESTS_LOGGED
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in lines)
+    assert lines[0].getMessage().startswith("unparsable HTTP request from 127.0.0.1: ")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
