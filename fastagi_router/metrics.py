@@ -45,9 +45,10 @@ LATENCY_BUCKETS = (
 ROUND_TRIP_BUCKETS = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 
 
-class _Histogram:
+class Histogram:
     """One histogram series: a count per bucket (not cumulative: cumulated when shown) and
-    the sum of the observations."""
+    the sum of the observations. To observe ``v`` without a function call:
+    ``h.counts[bisect_left(h.bounds, v)] += 1; h.total += v``."""
 
     __slots__ = ("bounds", "counts", "total")
 
@@ -67,10 +68,12 @@ class Metrics:
     def __init__(self, prefix: str = PREFIX) -> None:
         self._prefix = prefix
         self._help: dict[str, tuple[str, str]] = {}
-        self._counters: dict[str, defaultdict[Labels, float]] = {}
+        #: Counter series: one single-item list (a cell) per label set, so that a pre-bound
+        #: increment is ``cell[0] += 1``: no hashing of the label key.
+        self._counters: dict[str, dict[Labels, list[float]]] = {}
         self._counter_reads: dict[str, list[tuple[Labels, Callable[[], float]]]] = {}
         self._gauges: dict[str, list[tuple[Labels, Callable[[], float]]]] = {}
-        self._histograms: dict[str, dict[Labels, _Histogram]] = {}
+        self._histograms: dict[str, dict[Labels, Histogram]] = {}
         self._buckets: dict[str, tuple[float, ...]] = {}
         self._sources: list[Callable[[], Iterable[Snapshot]]] = []
         self._registry: CollectorRegistry | None = None
@@ -81,7 +84,7 @@ class Metrics:
         """Declare a metric's type (``counter``, ``gauge`` or ``histogram``) and help text."""
         self._help[name] = (kind, text)
         if kind == "counter":
-            self._counters.setdefault(name, defaultdict(float))
+            self._counters.setdefault(name, {})
 
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
         """Add ``amount`` to counter ``name`` with ``labels``.
@@ -91,22 +94,26 @@ class Metrics:
         fixed set: never a number, an account, a code or an id.
         """
         series = self._counters.get(name)
-        if series is None:
-            series = self._counters[name] = defaultdict(float)
-        series[tuple(labels.items())] += amount
+        key = tuple(labels.items())
+        cell = series.get(key) if series is not None else None
+        if cell is None:
+            cell = self.cell(name, **labels)
+        cell[0] += amount
+
+    def cell(self, name: str, **labels: str) -> list[float]:
+        """Return the one-item list that holds counter ``name`` with ``labels``: the call
+        path adds to ``cell[0]`` with no function call at all. The series is shown (at 0)
+        from now on, so that rate() sees its first increment."""
+        series = self._counters.setdefault(name, {})
+        return series.setdefault(tuple(labels.items()), [0.0])
 
     def counter(self, name: str, **labels: str) -> Callable[[float], None]:
         """Return a function that adds to counter ``name`` with ``labels``: an increment
-        on the call path without building the label key each time."""
-        series = self._counters.get(name)
-        if series is None:
-            series = self._counters[name] = defaultdict(float)
-        key = tuple(labels.items())
-        series.setdefault(key, 0.0)  # shown at 0 from the start: rate() sees the first one
-        counts = series
+        without building the label key each time."""
+        cell = self.cell(name, **labels)
 
         def add(amount: float = 1.0) -> None:
-            counts[key] += amount
+            cell[0] += amount
 
         return add
 
@@ -123,14 +130,21 @@ class Metrics:
 
         Every series of one histogram has the same ``buckets`` (upper bounds, ascending).
         """
+        return self.histogram_series(name, buckets, **labels).observe
+
+    def histogram_series(
+        self, name: str, buckets: Sequence[float] = LATENCY_BUCKETS, **labels: str
+    ) -> Histogram:
+        """Return histogram ``name``'s series for ``labels``, for a caller that updates its
+        ``counts`` and ``total`` itself (see `Histogram`)."""
         bounds = self._buckets.setdefault(name, tuple(buckets))
         self._help.setdefault(name, ("histogram", ""))
         series = self._histograms.setdefault(name, {})
         key = tuple(labels.items())
         histogram = series.get(key)
         if histogram is None:
-            histogram = series[key] = _Histogram(bounds)
-        return histogram.observe
+            histogram = series[key] = Histogram(bounds)
+        return histogram
 
     def gauge(self, name: str, read: Callable[[], float], text: str = "", **labels: str) -> None:
         """Register a gauge series whose value is ``read()`` when shown."""
@@ -170,7 +184,8 @@ class Metrics:
         )
 
     def _series(self, name: str) -> Iterator[tuple[Labels, float]]:
-        yield from self._counters.get(name, {}).items()
+        for key, cell in self._counters.get(name, {}).items():
+            yield key, cell[0]
         for key, read in self._counter_reads.get(name, ()):
             yield key, read()
         for key, read in self._gauges.get(name, ()):
@@ -184,7 +199,7 @@ class Metrics:
         """Return every value as JSON-able data (see `include`)."""
         counters: dict[str, list[Any]] = defaultdict(list)
         for name, series in self._counters.items():
-            counters[name] += [[[list(p) for p in key], value] for key, value in series.items()]
+            counters[name] += [[[list(p) for p in key], cell[0]] for key, cell in series.items()]
         for name, reads in self._counter_reads.items():
             counters[name] += [[[list(p) for p in key], read()] for key, read in reads]
         return {

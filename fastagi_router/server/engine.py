@@ -15,6 +15,7 @@ or the peer never sent a complete header block.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import functools
 import ipaddress
@@ -39,8 +40,9 @@ from fastagi_router.agi import (
 from fastagi_router.config import Settings, parse_hostport
 from fastagi_router.errors import CallEnded, ProtocolError, RemoteProtocolError
 from fastagi_router.logutil import sanitize
-from fastagi_router.metrics import ROUND_TRIP_BUCKETS, Metrics
+from fastagi_router.metrics import ROUND_TRIP_BUCKETS, Histogram, Metrics
 from fastagi_router.server.calllog import Answer, CallLog
+from fastagi_router.server.calllog import log as calls_log
 from fastagi_router.server.session import Deadline, Session
 
 log = logging.getLogger("fastagi_router.server")
@@ -197,8 +199,18 @@ class _AGIProtocol(asyncio.Protocol):
         self._task = asyncio.get_running_loop().create_task(self._run(request))
 
     def _decided_now(self, answer: Answer) -> Answer:
+        """Count ``answer`` and time its decision: list updates, no calls (a hot path)."""
+        server = self._server
+        series = server.decisions.get((answer.status, answer.reason, answer.source))
+        if series is None:
+            series = server.decision_series(answer)
+        now = perf_counter()
+        series[0][0] += 1.0
+        histogram, elapsed = series[1], now - self._started
+        histogram.counts[bisect.bisect_left(histogram.bounds, elapsed)] += 1
+        histogram.total += elapsed
         self._answer = answer
-        self._decided = self._server.decided(answer, self._started)
+        self._decided = now
         return answer
 
     # -- the fast path: an answer decided without waiting, sent without a task ------------
@@ -236,9 +248,15 @@ class _AGIProtocol(asyncio.Protocol):
 
     def _ended(self, outcome: str, round_trips: int) -> None:
         server = self._server
-        server.count_session(outcome)
-        server.observe_round_trips(round_trips)
-        if self._request is not None:
+        cell = server.sessions.get(outcome)
+        if cell is None:
+            cell = server.sessions[outcome] = server.metrics.cell("sessions_total", outcome=outcome)
+        cell[0] += 1.0
+        trips = server.round_trips
+        trips.counts[bisect.bisect_left(trips.bounds, round_trips)] += 1
+        trips.total += round_trips
+        # WARNING, not INFO: overload lines are written even with the per-call lines off.
+        if self._request is not None and calls_log.isEnabledFor(logging.WARNING):
             server.call_log.call(
                 self._request,
                 self._answer,
@@ -476,17 +494,19 @@ class AGIServer:
         metrics.describe(
             "call_round_trips", "histogram", "Round trips with Asterisk per FastAGI session"
         )
-        self.observe_round_trips = metrics.histogram("call_round_trips", ROUND_TRIP_BUCKETS)
-        self._session_counters: dict[str, Callable[[float], None]] = {}
+        self.round_trips: Histogram = metrics.histogram_series(
+            "call_round_trips", ROUND_TRIP_BUCKETS
+        )
+        #: sessions_total's cells by outcome.
+        self.sessions = {"answered": metrics.cell("sessions_total", outcome="answered")}
         metrics.describe("calls_total", "counter", "Calls answered, by status, reason and source")
         metrics.describe(
             "decision_duration_seconds",
             "histogram",
             "Time from the header block to the answer decided, by source",
         )
-        self._decision_counters: dict[
-            tuple[str, str, str], tuple[Callable[[float], None], Callable[[float], None]]
-        ] = {}
+        #: By (status, reason, source): calls_total's cell and the decision histogram.
+        self.decisions: dict[tuple[str, str, str], tuple[list[float], Histogram]] = {}
 
     def apply(self, settings: Settings) -> None:
         """Use ``settings`` from now on (at start-up, and on a reload): limits, timeouts and
@@ -499,31 +519,24 @@ class AGIServer:
         self._sweep_interval = min(0.25, self.header_timeout / 4, self.answer_timeout / 4)
         self.allowed = functools.lru_cache(maxsize=4096)(self._allowed)
 
-    def decided(self, answer: Answer, started: float) -> float:
-        """Count a call in ``calls_total`` and time its decision since ``started`` (a
-        `time.perf_counter` reading); return the time it was decided."""
-        key = (answer.status, answer.reason, answer.source)
-        bound = self._decision_counters.get(key)
-        if bound is None:
-            bound = self._decision_counters[key] = (
-                self.metrics.counter(
-                    "calls_total", status=answer.status, reason=answer.reason, source=answer.source
-                ),
-                self.metrics.histogram("decision_duration_seconds", source=answer.source),
-            )
-        now = perf_counter()
-        bound[0](1.0)
-        bound[1](now - started)
-        return now
+    def decision_series(self, answer: Answer) -> tuple[list[float], Histogram]:
+        """Return (and keep in `decisions`) the calls_total cell and the decision histogram
+        for ``answer``'s status, reason and source."""
+        series = (
+            self.metrics.cell(
+                "calls_total", status=answer.status, reason=answer.reason, source=answer.source
+            ),
+            self.metrics.histogram_series("decision_duration_seconds", source=answer.source),
+        )
+        self.decisions[(answer.status, answer.reason, answer.source)] = series
+        return series
 
     def count_session(self, outcome: str) -> None:
         """Count one session in ``sessions_total`` by how it ended."""
-        add = self._session_counters.get(outcome)
-        if add is None:
-            add = self._session_counters[outcome] = self.metrics.counter(
-                "sessions_total", outcome=outcome
-            )
-        add(1.0)
+        cell = self.sessions.get(outcome)
+        if cell is None:
+            cell = self.sessions[outcome] = self.metrics.cell("sessions_total", outcome=outcome)
+        cell[0] += 1.0
 
     def watch(self, connection: _AGIProtocol, seconds: float) -> None:
         """Call ``connection.expired()`` unless it is unwatched within ``seconds``.
