@@ -215,4 +215,4 @@ def _process_gauges(metrics: Metrics) -> None:
         except OSError:
             return float("nan")
 
-    metrics.gauge("open_fds", open_fds, "File descriptors open in this process")
+    metrics.gauge("open_fds", open_fds, "File descriptors open (with workers: in all of them)")
