@@ -139,6 +139,9 @@ def test_workers_share_the_socket_the_store_and_the_metrics(
     assert _sample(text, "sessions_active") == 0
     assert server.stop() == 0
     assert "did not stop in time" not in server.log()
+    # Every call's line reached the log, buffered or not, from whichever worker.
+    assert server.log().count("INFO fastagi_router.calls: call 1795653722.1 ") == 26
+    assert "0899990988" not in server.log()  # the caller is masked by default
 
 
 def test_an_erasure_applies_to_the_next_call_in_every_worker(
