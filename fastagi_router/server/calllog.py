@@ -87,6 +87,8 @@ class CallLog:
             "decide_ms": round((decided - started) * 1000, 3) if decided else None,
             "ms": round((now - started) * 1000, 3),
         }
+        if level == logging.WARNING and answer is not None and answer.reason == "unknown_script":
+            fields["script"] = sanitize(request.script or "", 80)  # what the dialplan must fix
         self._emit(level, _CallLine(fields), (), fields)
 
     def session(self, kind: str, peer: str) -> None:
@@ -151,4 +153,5 @@ class _CallLine:
             f"status={f['status']} source={f['source']} reason={f['reason']} "
             f"outcome={f['outcome']} round_trips={f['round_trips']} "
             f"decide_ms={'-' if decide is None else decide} ms={f['ms']}"
+            + (f" script={f['script']}" if "script" in f else "")
         )

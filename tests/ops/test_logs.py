@@ -77,6 +77,7 @@ async def test_a_hangup_and_an_unknown_script_are_logged_too(
     unknown, hangup = calls(caplog)
     assert unknown.levelno == logging.WARNING
     assert unknown.call["reason"] == "unknown_script"  # type: ignore[attr-defined]
+    assert unknown.getMessage().endswith(" script=nope")
     assert hangup.call["outcome"] == "hangup"  # type: ignore[attr-defined]
     assert hangup.call["status"] == "-"  # type: ignore[attr-defined]
 
