@@ -46,11 +46,20 @@ class TextFormatter(logging.Formatter):
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         """Return ``YYYY-MM-DD HH:MM:SS,mmm`` in local time."""
-        second = int(record.created)
+        return self._time(record.created)
+
+    def _time(self, created: float) -> str:
+        second = int(created)
         if second != self._second:
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
             self._second = second
-        return f"{self._stamp},{int(record.msecs):03d}"
+        return f"{self._stamp},{int((created - second) * 1000):03d}"
+
+    def line(
+        self, created: float, level: int, name: str, message: str, fields: dict[str, object]
+    ) -> str:
+        """The line `format` would make of a record with these values (see `write_line`)."""
+        return f"{self._time(created)} {logging.getLevelName(level)} {name}: {message}"
 
 
 class JSONFormatter(logging.Formatter):
@@ -59,20 +68,39 @@ class JSONFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """Return ``record`` as one line of JSON."""
-        seconds = int(record.created)
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-        line: dict[str, object] = {
-            "time": f"{stamp}.{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
         fields = getattr(record, "call", None)
-        if isinstance(fields, dict):
-            line.update(fields)
+        line = self._object(
+            record.created,
+            record.levelname,
+            record.name,
+            record.getMessage(),
+            fields if isinstance(fields, dict) else {},
+        )
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False, default=str)
+
+    def line(
+        self, created: float, level: int, name: str, message: str, fields: dict[str, object]
+    ) -> str:
+        """The line `format` would make of a record with these values (see `write_line`)."""
+        line = self._object(created, logging.getLevelName(level), name, message, fields)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+    @staticmethod
+    def _object(
+        created: float, level: str, name: str, message: str, fields: dict[str, object]
+    ) -> dict[str, object]:
+        seconds = int(created)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        line: dict[str, object] = {
+            "time": f"{stamp}.{int((created - seconds) * 1000):03d}Z",
+            "level": level,
+            "logger": name,
+            "message": message,
+        }
+        line.update(fields)
+        return line
 
 
 class BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -106,6 +134,20 @@ class BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:
             self.handleError(record)
 
+    def write_line(self, level: int, name: str, message: str, fields: dict[str, object]) -> None:
+        """Write what a record of ``level`` from logger ``name`` would give, without making
+        the record: for a hot caller that `direct_handler` said may do so."""
+        if level < self.level:
+            return
+        formatter = self.formatter
+        if not isinstance(formatter, TextFormatter | JSONFormatter):
+            return  # pragma: no cover - direct_handler checks it
+        text = formatter.line(time.time(), level, name, message, fields)
+        with self.lock:  # type: ignore[union-attr]
+            self.stream.write(text + "\n")
+            if level >= logging.WARNING:
+                self.stream.flush()
+
     def close(self) -> None:
         """Stop the flushing thread and write out what is left."""
         self._stop.set()
@@ -116,6 +158,29 @@ class BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         while not self._stop.wait(FLUSH_INTERVAL):
             with contextlib.suppress(Exception):
                 self.flush()
+
+
+def direct_handler(logger: logging.Logger) -> BufferedHandler | None:
+    """Return the handler `configure` installed when it is the only place ``logger``'s
+    records can go (no handler or filter on the way but it, formatting with one of ours):
+    then `BufferedHandler.write_line` writes exactly what logging would. None otherwise
+    (a test capturing logs, another handler): use ``logger`` as usual."""
+    root = logging.root
+    if len(root.handlers) != 1 or root.filters:
+        return None
+    handler = root.handlers[0]
+    if (
+        not isinstance(handler, BufferedHandler)
+        or handler.filters
+        or not isinstance(handler.formatter, TextFormatter | JSONFormatter)
+    ):
+        return None
+    node: logging.Logger | None = logger
+    while node is not None and node is not root:
+        if node.handlers or node.filters or not node.propagate or node.disabled:
+            return None
+        node = node.parent
+    return handler
 
 
 def configure(settings: LogSettings) -> None:

@@ -8,8 +8,10 @@ INFO; calls refused for overload or naming an unknown script log at WARNING, and
 connections shed or that sent no header block, at most `BURST` lines a second per kind with
 a count of those left out: a flood must not turn into a flood of log lines.
 
-The line is built without the stdlib's per-record overhead that does not matter here (no
-stack walk to find the caller's source line): the call path counts microseconds.
+The line is built without the stdlib's per-record overhead that does not matter here: no
+stack walk to find the caller's source line, and when the only handler is the one
+`logutil.configure` installed, no record at all (`logutil.direct_handler`): the call path
+counts microseconds.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from dataclasses import dataclass
 
 from fastagi_router.agi import AGIRequest
-from fastagi_router.logutil import sanitize
+from fastagi_router.logutil import direct_handler, sanitize
 
 Variables = list[tuple[str, str]]
 
@@ -130,6 +132,12 @@ class CallLog:
     def _emit(
         level: int, message: object, args: tuple[object, ...], fields: dict[str, object]
     ) -> None:
+        handler = direct_handler(log)
+        if handler is not None:
+            # Only our handler would see the record: write its line without making it.
+            text = str(message) % args if args else str(message)
+            handler.write_line(level, log.name, text, fields)
+            return
         # makeRecord + handle, not log.log: no walk up the stack for a source line.
         record = log.makeRecord(log.name, level, _SRC, 0, message, args, None)
         record.call = fields

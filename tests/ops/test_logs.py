@@ -205,3 +205,43 @@ async def test_an_unparsable_http_request_is_one_warning_line(
     assert all(r.levelno == logging.WARNING and r.exc_info is None for r in lines)
     assert lines[0].getMessage().startswith("unparsable HTTP request from 127.0.0.1: ")
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("form", ["text", "json"])
+def test_the_direct_line_is_the_line_logging_would_write(tmp_path: Path, form: str) -> None:
+    """With only our handler installed the call line is written without a record; it must
+    read exactly as the record would have, timestamps aside."""
+    root = logging.getLogger()
+    saved = list(root.handlers)
+    path = tmp_path / "log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    handler = BufferedHandler(fd)
+    handler.setFormatter(JSONFormatter() if form == "json" else TextFormatter())
+    calls_logger = logging.getLogger(CALLS)
+    level = calls_logger.level
+    try:
+        root.handlers = [handler]
+        calls_logger.setLevel(logging.INFO)
+        assert logutil.direct_handler(calls_logger) is handler
+        answer = Answer([], "AGENT", source="local", account="CL0000")
+        CallLog().call(request(), answer, "answered", 1, started=1.0, decided=1.5)
+        root.handlers = [handler, logging.NullHandler()]  # now the record path
+        assert logutil.direct_handler(calls_logger) is None
+        CallLog().call(request(), answer, "answered", 1, started=1.0, decided=1.5)
+    finally:
+        root.handlers = saved
+        calls_logger.setLevel(level)
+        handler.close()
+        os.close(fd)
+    direct, recorded = path.read_text().splitlines()
+    if form == "json":
+        a, b = json.loads(direct), json.loads(recorded)
+        for line in (a, b):
+            del line["time"], line["ms"]
+            line["message"] = line["message"].rsplit(" ms=", 1)[0]
+        assert a == b
+    else:
+        assert (
+            direct.split(" ", 2)[2].rsplit(" ms=", 1)[0]
+            == recorded.split(" ", 2)[2].rsplit(" ms=", 1)[0]
+        )
