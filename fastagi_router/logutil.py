@@ -151,6 +151,10 @@ class BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def close(self) -> None:
         """Stop the flushing thread and write out what is left."""
         self._stop.set()
+        if self._flusher is not threading.current_thread():
+            # Joined, not left to die at exit: a daemon thread caught holding the buffer's
+            # lock while the interpreter finalises it aborts the process.
+            self._flusher.join(timeout=1.0)
         self.flush()
         super().close()
 
