@@ -254,7 +254,7 @@ ALLOWED: dict[str, set[str] | re.Pattern[str]] = {
     "cache": {"hot", "upstream"},
     "result": {"hit", "miss", "negative", "stale"},
     "state": {"closed", "half_open", "open"} | {str(s) for s in ManagerState},
-    "kind": {"number", "code"},
+    "kind": {"number", "code", "learned_routes", "audit_entries"},
     "served": {"fresh", "refresh", "negative", "api", "not_found", "stale", "failed"}
     | {"no_account"},
     "method": {"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "other"},
