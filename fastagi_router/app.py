@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from fastagi_router.ami import ManagerLearning
 from fastagi_router.api.server import HTTPServer
 from fastagi_router.config import Settings, merge_reloadable
+from fastagi_router.logutil import configure
 from fastagi_router.metrics import Metrics
 from fastagi_router.phone import NumberParser
 from fastagi_router.retention import Retention
@@ -99,6 +100,18 @@ class Application:
                 metrics.gauge(
                     "hot_numbers", lambda: float(len(hot)), "Numbers answered from memory"
                 )
+                metrics.describe(
+                    "cache_lookups_total",
+                    "counter",
+                    "Cache lookups by cache (hot: the in-memory layer; upstream: the API's "
+                    "answers) and result (hit, miss; upstream also negative, stale)",
+                )
+                metrics.counter_read(
+                    "cache_lookups_total", lambda: float(hot.hits), cache="hot", result="hit"
+                )
+                metrics.counter_read(
+                    "cache_lookups_total", lambda: float(hot.misses), cache="hot", result="miss"
+                )
                 store = hot
         upstream: UpstreamSource | None = None
         agi: AGIServer | None = None
@@ -180,6 +193,8 @@ class Application:
         Raises `ConfigError` (and changes nothing) when the merged settings are invalid.
         """
         merged, restart = merge_reloadable(self.settings, new)
+        if merged.log != self.settings.log:
+            configure(merged.log)
         self.settings = merged
         if self.router is not None:
             self.router.apply(merged)
@@ -187,7 +202,6 @@ class Application:
             self.agi.apply(merged)
         if self.http is not None:
             self.http.apply(merged)
-        logging.getLogger().setLevel(merged.log_level.upper())
         return restart
 
 
@@ -201,4 +215,4 @@ def _process_gauges(metrics: Metrics) -> None:
         except OSError:
             return float("nan")
 
-    metrics.gauge("open_fds", open_fds, "File descriptors open in this process")
+    metrics.gauge("open_fds", open_fds, "File descriptors open (with workers: in all of them)")

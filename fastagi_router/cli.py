@@ -181,7 +181,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _settings(args, **overrides)
 
     settings = load()
-    configure(settings.log_level)
+    configure(settings.log)
     serving.raise_fd_limit()
     if args.worker_fd is not None:
         run = serving.serve_worker(

@@ -479,6 +479,41 @@ class AvailabilitySettings:
         return text if "${" in text else "${DEVICE_STATE(" + text + ")}"
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_LOGGER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,99}")
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    """What the router logs, and how (see the README's "Logs")."""
+
+    #: The level of every logger without an entry in ``levels``.
+    level: str = "INFO"
+    #: ``text``: one human-readable line per record; ``json``: one JSON object per line.
+    format: str = "text"
+    #: Logger name -> level, e.g. ``fastagi_router.calls = "WARNING"`` to drop the per-call
+    #: lines, or ``aiohttp.access = "INFO"`` to log every REST API request.
+    levels: dict[str, str] = field(default_factory=dict)
+    #: The caller number in the per-call line: ``full``, ``last4`` (the rest masked) or
+    #: ``none``; the call's uniqueid joins the line with the CDR.
+    caller: str = "last4"
+
+    def __post_init__(self) -> None:
+        from fastagi_router.server.calllog import CALLER_MODES  # noqa: PLC0415
+
+        if self.level.upper() not in LOG_LEVELS:
+            raise ConfigError(f"log.level must be one of {', '.join(LOG_LEVELS)}")
+        for name, level in self.levels.items():
+            if not _LOGGER_NAME.fullmatch(name):
+                raise ConfigError(f"log.levels: {name!r} is not a logger name")
+            if level.upper() not in LOG_LEVELS:
+                raise ConfigError(f"log.levels: {name} must be one of {', '.join(LOG_LEVELS)}")
+        if self.format not in ("text", "json"):
+            raise ConfigError("log.format must be text or json")
+        if self.caller not in CALLER_MODES:
+            raise ConfigError(f"log.caller must be one of {', '.join(CALLER_MODES)}")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the router reads at start-up."""
@@ -490,7 +525,6 @@ class Settings:
     default_queues: tuple[str, ...] = ("default",)
     #: Router time allowed per call, prompts excluded.
     deadline_ms: int = 2000
-    log_level: str = "INFO"
     #: ``auto`` uses uvloop when it is installed, else asyncio's own loop.
     event_loop: str = "auto"
     #: FastAGI worker processes sharing the listening socket (one per core); 1 runs
@@ -507,6 +541,7 @@ class Settings:
     ami: AMISettings = field(default_factory=AMISettings)
     learning: LearningSettings = field(default_factory=LearningSettings)
     availability: AvailabilitySettings = field(default_factory=AvailabilitySettings)
+    log: LogSettings = field(default_factory=LogSettings)
 
     def __post_init__(self) -> None:
         _positive("deadline_ms", self.deadline_ms)
@@ -523,8 +558,6 @@ class Settings:
             raise ConfigError("workers must be 1 to 64")
         if self.event_loop not in ("auto", "uvloop", "asyncio"):
             raise ConfigError("event_loop must be auto, uvloop or asyncio")
-        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ConfigError("log_level must be DEBUG, INFO, WARNING or ERROR")
         from fastagi_router.phone import NumberParser  # noqa: PLC0415 (phonenumbers is heavy)
 
         try:
@@ -626,9 +659,14 @@ def _from_toml(dotted: str, tp: Any, value: Any, origin: str) -> Any:
     raise ConfigError(f"{dotted}: unsupported setting type {tp}")  # pragma: no cover
 
 
+#: Old names a configuration file may still use, and their current names.
+_RENAMED = {"log_level": "log.level"}
+
+
 def _flatten_toml(data: Mapping[str, Any], known: Mapping[str, Any], origin: str) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in data.items():
+        key = _RENAMED.get(key, key)  # noqa: PLW2901
         if key in known:
             flat[key] = _from_toml(key, known[key], value, origin)
         elif isinstance(value, dict) and any(k.startswith(key + ".") for k in known):
@@ -707,7 +745,6 @@ RELOADABLE = frozenset(
         "default_region",
         "default_queues",
         "deadline_ms",
-        "log_level",
         "agi.allow",
         "agi.max_sessions",
         "agi.header_timeout_ms",
@@ -718,7 +755,7 @@ RELOADABLE = frozenset(
     }
 )
 #: Whole sections that SIGHUP applies.
-RELOADABLE_SECTIONS = ("prompt.", "codes.")
+RELOADABLE_SECTIONS = ("prompt.", "codes.", "log.")
 
 
 def flatten(settings: Any, prefix: str = "") -> dict[str, Any]:
@@ -767,6 +804,7 @@ __all__ = [
     "CodesSettings",
     "HTTPSettings",
     "LearningSettings",
+    "LogSettings",
     "PromptSettings",
     "Settings",
     "StoreSettings",

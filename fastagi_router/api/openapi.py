@@ -594,15 +594,19 @@ _DOCUMENT: dict[str, Any] = {
             "get": {
                 "operationId": "metrics",
                 "tags": ["operations"],
-                "summary": "Counters in the Prometheus text format.",
+                "summary": "Metrics in the Prometheus text format, or OpenMetrics.",
                 "description": "No token needed: the metrics are counts labelled with fixed "
                 "words (status, reason, source, outcome, method, route pattern, status "
                 "code), never a number, account, customer or token.",
                 "security": [],
                 "responses": {
                     "200": {
-                        "description": "Prometheus text exposition format 0.0.4.",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                        "description": "Prometheus text exposition format 0.0.4; OpenMetrics "
+                        "1.0 when the Accept header asks for application/openmetrics-text.",
+                        "content": {
+                            "text/plain": {"schema": {"type": "string"}},
+                            "application/openmetrics-text": {"schema": {"type": "string"}},
+                        },
                     }
                 },
             }

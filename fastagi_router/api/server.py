@@ -9,14 +9,17 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import time
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from fastagi_router.api.app import create_app
 from fastagi_router.api.keys import TOKENS
 from fastagi_router.api.tokens import token_set
 from fastagi_router.config import HTTPSettings, Settings, parse_hostport
 from fastagi_router.errors import ConfigError
+from fastagi_router.logutil import sanitize
 from fastagi_router.metrics import Metrics
 from fastagi_router.store import Store
 
@@ -24,6 +27,46 @@ log = logging.getLogger("fastagi_router.api")
 
 #: Longest wait for requests in progress when the server stops.
 SHUTDOWN_TIMEOUT = 5.0
+#: Unparsable requests logged per second at most; the rest are counted in the next line.
+BAD_REQUESTS_LOGGED = 10
+
+
+class BadRequestLines(logging.Filter):
+    """Turns aiohttp's ERROR with a traceback for a request it cannot parse (any client can
+    send one, as often as it likes) into one WARNING line, at most `BAD_REQUESTS_LOGGED` a
+    second. Errors that are not about the request's bytes pass unchanged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = 0
+        self._logged = 0
+        self._left_out = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite or drop ``record`` when it is about an unparsable request."""
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        second = int(time.monotonic())
+        if second != self._second:
+            self._second, self._logged = second, 0
+        if self._logged >= BAD_REQUESTS_LOGGED:
+            self._left_out += 1
+            return False
+        self._logged += 1
+        peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        more = f" ({self._left_out} more left out of the log)" if self._left_out else ""
+        self._left_out = 0
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg = "unparsable HTTP request from %s: %s%s"
+        record.args = (sanitize(peer, 60), sanitize(str(exc.message).split("\n", 1)[0], 80), more)
+        record.exc_info = record.exc_text = None
+        return True
+
+
+#: aiohttp's per-connection logger for the REST API, with `BadRequestLines`.
+_server_log = logging.getLogger("fastagi_router.api.http")
+_server_log.addFilter(BadRequestLines())
 
 
 def tls_context(http: HTTPSettings) -> ssl.SSLContext | None:
@@ -72,7 +115,7 @@ class HTTPServer:
         """Start listening on ``http.listen`` (or on ``sock``). Raises `OSError` when the
         address cannot be bound, `ConfigError` when the TLS files are unusable."""
         self._tls = tls_context(self.settings.http)
-        runner = web.AppRunner(self.app, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        runner = web.AppRunner(self.app, shutdown_timeout=SHUTDOWN_TIMEOUT, logger=_server_log)
         await runner.setup()
         try:
             site: web.BaseSite
