@@ -4,7 +4,10 @@ Two figures: a recognised caller through the real `Application` (store, hot laye
 router, engine fast path; a stub transport), and the engine alone answering a fixed
 decision. Only the interpreter is measured, not the kernel or the event loop's I/O.
 
-    python -m bench.inprocess [--calls 20000]
+The per-call log line is off by default (the calls logger at WARNING); ``--call-log text``
+or ``--call-log json`` turns it on, written to stderr (redirect it: ``2>/tmp/calls.log``).
+
+    python -m bench.inprocess [--calls 20000] [--call-log text|json]
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from typing import Any
 
 from bench import seed
 from fastagi_router.app import Application
-from fastagi_router.config import HTTPSettings, Settings
+from fastagi_router.config import HTTPSettings, LogSettings, Settings
+from fastagi_router.logutil import configure
 from fastagi_router.metrics import Metrics
 from fastagi_router.routing.decision import Decision, Status
-from fastagi_router.server import AGIServer
+from fastagi_router.server import AGIServer, Answer
 from fastagi_router.server.engine import _AGIProtocol
 from fastagi_router.simulator import CallSpec, header_block
 
@@ -66,15 +70,18 @@ def _per_call(server: AGIServer, calls: int) -> float:
     return (time.perf_counter() - start) / calls * 1e6
 
 
-async def main(calls: int, tmp: str) -> None:
-    settings = Settings(db=f"{tmp}/small.db", log_level="WARNING", http=HTTPSettings(enabled=False))
+async def main(calls: int, tmp: str, call_log: str) -> None:
+    levels = {"fastagi_router.calls": "INFO" if call_log else "WARNING"}
+    log = LogSettings(level="WARNING", format=call_log or "text", levels=levels)
+    configure(log)
+    settings = Settings(db=f"{tmp}/small.db", log=log, http=HTTPSettings(enabled=False))
     app = await Application.start(settings)
     try:
         assert app.agi is not None
         print(f"recognised caller, whole router: {_per_call(app.agi, calls):.1f} us per call")
     finally:
         await app.stop()
-    fixed = Decision(
+    variables = Decision(
         Status.AGENT,
         agent="104",
         destinations=("207", "209", "214", "216"),
@@ -82,6 +89,7 @@ async def main(calls: int, tmp: str) -> None:
         identified_by="number",
         source="local",
     ).variables()
+    fixed = Answer(variables, "AGENT", source="local", account="default")
     engine = AGIServer(
         Settings(),
         {},
@@ -96,6 +104,8 @@ async def main(calls: int, tmp: str) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=20000)
+    parser.add_argument("--call-log", choices=("text", "json"), default="")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fastagi-inprocess-") as directory:
         seed.prepare(Path(directory), large=False)
-        asyncio.run(main(parser.parse_args().calls, directory))
+        asyncio.run(main(args.calls, directory, args.call_log))

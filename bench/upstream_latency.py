@@ -106,9 +106,11 @@ async def main(latency_ms: int, count: int, burst: int) -> None:
             asterisk = Asterisk(port=port)
             await calls(asterisk, port, local_numbers[:20])  # warm up the loop and the store
             local, local_d = await calls(asterisk, port, local_numbers)
-            before = app.metrics.value("upstream_request_seconds_total")
+            before = app.metrics.histogram_sum("upstream_request_duration_seconds")
             cold, cold_d = await calls(asterisk, port, api_numbers)
-            request = (app.metrics.value("upstream_request_seconds_total") - before) / count
+            request = (
+                app.metrics.histogram_sum("upstream_request_duration_seconds") - before
+            ) / count
             await app.upstream.wait_idle()
             warm, warm_d = await calls(asterisk, port, api_numbers)
 

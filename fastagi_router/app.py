@@ -17,8 +17,10 @@ from collections.abc import Sequence
 from fastagi_router.ami import ManagerLearning
 from fastagi_router.api.server import HTTPServer
 from fastagi_router.config import Settings, merge_reloadable
+from fastagi_router.logutil import configure
 from fastagi_router.metrics import Metrics
 from fastagi_router.phone import NumberParser
+from fastagi_router.retention import Retention
 from fastagi_router.routing import CustomerSource, Router
 from fastagi_router.server import AGIServer
 from fastagi_router.store import SQLiteStore, Store
@@ -49,11 +51,14 @@ class Application:
         own_store: bool = True,
         upstream: UpstreamSource | None = None,
         learning: ManagerLearning | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self.settings = settings
         self.upstream = upstream
         #: Learning from the Asterisk Manager, when ``ami.host`` is set.
         self.learning = learning
+        #: The periodic purge of expired data, in the one process that runs it.
+        self.retention = retention
         self._own_store = own_store
         self.store = store
         self.router = router
@@ -72,12 +77,15 @@ class Application:
         store: Store | None = None,
         serve_agi: bool = True,
         metrics: Metrics | None = None,
+        purge: bool = True,
     ) -> Application:
         """Open the store, start serving FastAGI, then the REST API on the same store.
 
         With ``upstream.url`` set, the upstream API (through its cache) is asked after
-        ``sources``. Raises `RouterError` (or `OSError` for an address that cannot be bound)
-        on failure, with whatever had started stopped again.
+        ``sources``. With ``purge`` (every process but a worker), expired learned routes
+        and old audit entries are deleted periodically (`Retention`). Raises `RouterError`
+        (or `OSError` for an address that cannot be bound) on failure, with whatever had
+        started stopped again.
         """
         metrics = metrics if metrics is not None else Metrics()
         _process_gauges(metrics)
@@ -91,6 +99,18 @@ class Application:
                 )
                 metrics.gauge(
                     "hot_numbers", lambda: float(len(hot)), "Numbers answered from memory"
+                )
+                metrics.describe(
+                    "cache_lookups_total",
+                    "counter",
+                    "Cache lookups by cache (hot: the in-memory layer; upstream: the API's "
+                    "answers) and result (hit, miss; upstream also negative, stale)",
+                )
+                metrics.counter_read(
+                    "cache_lookups_total", lambda: float(hot.hits), cache="hot", result="hit"
+                )
+                metrics.counter_read(
+                    "cache_lookups_total", lambda: float(hot.misses), cache="hot", result="miss"
                 )
                 store = hot
         upstream: UpstreamSource | None = None
@@ -130,6 +150,9 @@ class Application:
                 with contextlib.suppress(Exception):
                     await store.close()
             raise
+        retention = Retention(settings, store, metrics) if purge else None
+        if retention is not None:
+            retention.start()
         if learning is not None:
             # Connects in the background: calls are served whether Asterisk's Manager is
             # up, down or refusing the login.
@@ -144,6 +167,7 @@ class Application:
             own_store=own_store,
             upstream=upstream,
             learning=learning,
+            retention=retention,
         )
 
     async def stop(self, grace: float | None = None) -> None:
@@ -154,6 +178,8 @@ class Application:
             await self.agi.stop(grace)
         if self.learning is not None:
             await self.learning.stop()
+        if self.retention is not None:
+            await self.retention.stop()
         if self.upstream is not None:
             await self.upstream.close()
         if self._own_store:
@@ -167,6 +193,8 @@ class Application:
         Raises `ConfigError` (and changes nothing) when the merged settings are invalid.
         """
         merged, restart = merge_reloadable(self.settings, new)
+        if merged.log != self.settings.log:
+            configure(merged.log)
         self.settings = merged
         if self.router is not None:
             self.router.apply(merged)
@@ -174,7 +202,6 @@ class Application:
             self.agi.apply(merged)
         if self.http is not None:
             self.http.apply(merged)
-        logging.getLogger().setLevel(merged.log_level.upper())
         return restart
 
 
@@ -188,4 +215,4 @@ def _process_gauges(metrics: Metrics) -> None:
         except OSError:
             return float("nan")
 
-    metrics.gauge("open_fds", open_fds, "File descriptors open in this process")
+    metrics.gauge("open_fds", open_fds, "File descriptors open (with workers: in all of them)")

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TextIO
 
-from fastagi_router import __version__
+from fastagi_router import __version__, access_cli
 from fastagi_router import admin as ops
 from fastagi_router.config import Settings, load_settings, parse_hostport
 from fastagi_router.csvio import format_customers, parse_customers
@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
         _common(sub)
 
     for sub in cache_admin.add_parser(commands):
+        _common(sub)
+    for sub in access_cli.add_parsers(commands):
         _common(sub)
 
     call = commands.add_parser("call", help="play Asterisk: place a test call to a router")
@@ -194,7 +196,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _settings(args, **overrides)
 
     settings = load()
-    configure(settings.log_level)
+    configure(settings.log)
     serving.raise_fd_limit()
     if args.worker_fd is not None:
         run = serving.serve_worker(
@@ -233,7 +235,11 @@ def cmd_routes(args: argparse.Namespace, out: TextIO) -> int:
         if args.action == "set":
             number = numbers.parse(args.phone)
             route = await store.set_route(
-                account, args.phone.strip(), number.key, check_token(args.agent, "agent")
+                account,
+                args.phone.strip(),
+                number.key,
+                check_token(args.agent, "agent"),
+                actor=access_cli.cli_actor(),
             )
             print(
                 f"{route.account} {route.phone_number} ({route.number_key}) -> {route.agent}",
@@ -242,7 +248,9 @@ def cmd_routes(args: argparse.Namespace, out: TextIO) -> int:
             return EXIT_OK
         if args.action == "delete":
             number = numbers.parse(args.phone)
-            if await store.delete_route(account, number_key=number.key):
+            if await store.delete_route(
+                account, number_key=number.key, actor=access_cli.cli_actor()
+            ):
                 print(f"deleted {account} {number.key}", file=out)
                 return EXIT_OK
             print(f"no route for {number.key} in account {account}", file=sys.stderr)
@@ -326,7 +334,7 @@ def _import(settings: Settings, path: str, out: TextIO) -> int:
 
     async def work(store: SQLiteStore) -> int:
         try:
-            count = await store.import_customers(parsed.customers)
+            count = await store.import_customers(parsed.customers, actor=access_cli.cli_actor())
         except ConflictError as exc:
             line = parsed.lines[exc.index] if exc.index is not None else "?"
             print(f"{path}:{line}: {exc.message}", file=sys.stderr)
@@ -341,6 +349,16 @@ def _import(settings: Settings, path: str, out: TextIO) -> int:
 def cmd_cache(args: argparse.Namespace, out: TextIO) -> int:
     """``cache list|show|purge``: the upstream API's cached answers."""
     return asyncio.run(cache_admin.run(args, _settings(args), out))
+
+
+def cmd_erase(args: argparse.Namespace, out: TextIO) -> int:
+    """``erase PHONE [--account A]``: remove a caller's number from everything stored."""
+    return asyncio.run(access_cli.erase(args, _settings(args), out))
+
+
+def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
+    """``audit list``: the audit log, newest first."""
+    return asyncio.run(access_cli.audit_list(args, _settings(args), out))
 
 
 def cmd_call(args: argparse.Namespace, out: TextIO) -> int:
@@ -373,8 +391,11 @@ def cmd_call(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
-    """``check-config [FILE] [--example]``: load the configuration and print every setting,
-    or print the example configuration file."""
+    """``check-config [FILE] [--example]``: load the configuration and print every setting
+    (the TLS files of the REST API are loaded too, so that a bad certificate is found before
+    ``serve``), or print the example configuration file."""
+    from fastagi_router.api.server import tls_context  # noqa: PLC0415
+
     if args.example:
         from fastagi_router.config_example import example_config  # noqa: PLC0415
 
@@ -385,6 +406,7 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
             raise ConfigError("give the configuration file once: FILE or --config FILE")
         args.config = args.file
     settings = _settings(args)
+    tls_context(settings.http)
     print(settings, file=out)
     return EXIT_OK
 
@@ -429,6 +451,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             "routes": cmd_routes,
             "customers": cmd_customers,
             "cache": cmd_cache,
+            "erase": cmd_erase,
+            "audit": cmd_audit,
             "call": cmd_call,
             "check-config": cmd_check_config,
             "token": cmd_token,

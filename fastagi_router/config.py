@@ -288,14 +288,34 @@ class HTTPSettings:
     max_import_bytes: int = 33554432
     #: Largest page a listing returns; a larger ``limit`` is clamped to it.
     max_limit: int = 1000
+    #: PEM certificate (chain) and private key: with both, the API is served over HTTPS
+    #: (TLS 1.2 or later); files are read at start-up, and again on SIGHUP.
+    tls_cert: str = ""
+    #: The private key for ``tls_cert`` (PEM); keep the file readable by the router only.
+    tls_key: str = ""
 
     def __post_init__(self) -> None:
         parse_hostport(self.listen, "http.listen")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            given, missing = ("tls_cert", "tls_key") if self.tls_cert else ("tls_key", "tls_cert")
+            raise ConfigError(f"http.{given} is set but http.{missing} is not: give both")
         if self.max_body_bytes < 1024:
             raise ConfigError("http.max_body_bytes must be at least 1024")
         if self.max_import_bytes < 1024:
             raise ConfigError("http.max_import_bytes must be at least 1024")
         _positive("http.max_limit", self.max_limit)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """The audit log of administrative writes (REST API, CLI) kept in the store."""
+
+    #: Entries older than this many days are deleted by the periodic purge; 0 keeps them.
+    retention_days: int = 365
+
+    def __post_init__(self) -> None:
+        if self.retention_days < 0:
+            raise ConfigError("audit.retention_days must be 0 (keep for ever) or more")
 
 
 @dataclass(frozen=True, slots=True)
@@ -490,6 +510,41 @@ class AvailabilitySettings:
         return text if "${" in text else "${DEVICE_STATE(" + text + ")}"
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_LOGGER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,99}")
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    """What the router logs, and how (see the README's "Logs")."""
+
+    #: The level of every logger without an entry in ``levels``.
+    level: str = "INFO"
+    #: ``text``: one human-readable line per record; ``json``: one JSON object per line.
+    format: str = "text"
+    #: Logger name -> level, e.g. ``fastagi_router.calls = "WARNING"`` to drop the per-call
+    #: lines, or ``aiohttp.access = "INFO"`` to log every REST API request.
+    levels: dict[str, str] = field(default_factory=dict)
+    #: The caller number in the per-call line: ``full``, ``last4`` (the rest masked) or
+    #: ``none``; the call's uniqueid joins the line with the CDR.
+    caller: str = "last4"
+
+    def __post_init__(self) -> None:
+        from fastagi_router.server.calllog import CALLER_MODES  # noqa: PLC0415
+
+        if self.level.upper() not in LOG_LEVELS:
+            raise ConfigError(f"log.level must be one of {', '.join(LOG_LEVELS)}")
+        for name, level in self.levels.items():
+            if not _LOGGER_NAME.fullmatch(name):
+                raise ConfigError(f"log.levels: {name!r} is not a logger name")
+            if level.upper() not in LOG_LEVELS:
+                raise ConfigError(f"log.levels: {name} must be one of {', '.join(LOG_LEVELS)}")
+        if self.format not in ("text", "json"):
+            raise ConfigError("log.format must be text or json")
+        if self.caller not in CALLER_MODES:
+            raise ConfigError(f"log.caller must be one of {', '.join(CALLER_MODES)}")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the router reads at start-up."""
@@ -502,8 +557,6 @@ class Settings:
     default_queues: tuple[str, ...] = ("default",)
     #: Router time allowed per call, prompts excluded.
     deadline_ms: int = 2000
-    #: DEBUG, INFO, WARNING or ERROR.
-    log_level: str = "INFO"
     #: ``auto`` uses uvloop when it is installed, else asyncio's own loop.
     event_loop: str = "auto"
     #: FastAGI worker processes sharing the listening socket (one per core); 1 runs
@@ -515,10 +568,12 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     http: HTTPSettings = field(default_factory=HTTPSettings)
     api: APISettings = field(default_factory=APISettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     ami: AMISettings = field(default_factory=AMISettings)
     learning: LearningSettings = field(default_factory=LearningSettings)
     availability: AvailabilitySettings = field(default_factory=AvailabilitySettings)
+    log: LogSettings = field(default_factory=LogSettings)
 
     def __post_init__(self) -> None:
         _positive("deadline_ms", self.deadline_ms)
@@ -535,8 +590,6 @@ class Settings:
             raise ConfigError("workers must be 1 to 64")
         if self.event_loop not in ("auto", "uvloop", "asyncio"):
             raise ConfigError("event_loop must be auto, uvloop or asyncio")
-        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ConfigError("log_level must be DEBUG, INFO, WARNING or ERROR")
         from fastagi_router.phone import NumberParser  # noqa: PLC0415 (phonenumbers is heavy)
 
         try:
@@ -638,9 +691,14 @@ def _from_toml(dotted: str, tp: Any, value: Any, origin: str) -> Any:
     raise ConfigError(f"{dotted}: unsupported setting type {tp}")  # pragma: no cover
 
 
+#: Old names a configuration file may still use, and their current names.
+_RENAMED = {"log_level": "log.level"}
+
+
 def _flatten_toml(data: Mapping[str, Any], known: Mapping[str, Any], origin: str) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in data.items():
+        key = _RENAMED.get(key, key)  # noqa: PLW2901
         if key in known:
             flat[key] = _from_toml(key, known[key], value, origin)
         elif isinstance(value, dict) and any(k.startswith(key + ".") for k in known):
@@ -719,7 +777,6 @@ RELOADABLE = frozenset(
         "default_region",
         "default_queues",
         "deadline_ms",
-        "log_level",
         "agi.allow",
         "agi.max_sessions",
         "agi.header_timeout_ms",
@@ -730,7 +787,7 @@ RELOADABLE = frozenset(
     }
 )
 #: Whole sections that SIGHUP applies.
-RELOADABLE_SECTIONS = ("prompt.", "codes.")
+RELOADABLE_SECTIONS = ("prompt.", "codes.", "log.")
 
 
 def flatten(settings: Any, prefix: str = "") -> dict[str, Any]:
@@ -774,10 +831,12 @@ __all__ = [
     "AGISettings",
     "AMISettings",
     "APISettings",
+    "AuditSettings",
     "AvailabilitySettings",
     "CodesSettings",
     "HTTPSettings",
     "LearningSettings",
+    "LogSettings",
     "PromptSettings",
     "Settings",
     "StoreSettings",

@@ -157,3 +157,29 @@ class NumberMatch:
 
     route: Route | None = None
     customer: Customer | None = None
+
+
+#: Longest ``detail`` of an audit entry; longer text is cut (it is a summary, not a dump).
+MAX_AUDIT_DETAIL = 200
+#: What an erasure leaves where a phone number was in the audit log.
+REDACTED = "[erased]"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One administrative write: ``actor`` (``api:<token name>``, ``cli:<OS user>`` or
+    ``system:<task>``) did ``action`` (``route.set``, ``customer.delete``, ...) in
+    ``account`` (None: every account) on ``target`` (a number key, a customer id, or empty),
+    with a short ``detail`` that never holds a phone number; ``at`` is UTC."""
+
+    actor: str
+    action: str
+    account: str | None
+    target: str = ""
+    detail: str = ""
+    id: int | None = None
+    at: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.detail) > MAX_AUDIT_DETAIL:
+            object.__setattr__(self, "detail", self.detail[: MAX_AUDIT_DETAIL - 3] + "...")

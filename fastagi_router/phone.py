@@ -78,6 +78,19 @@ class NumberParser:
             raise ValidationError(f"{raw[:40]!r} is not a phone number", field=field)
         return number
 
+    def spellings(self, number: CallerNumber) -> tuple[str, ...]:
+        """Return every form of ``number`` a record may hold: its key first, then, for an
+        E.164 number, ``84899990988``, ``0084899990988`` and the national ``0899990988``
+        (region VN), so that an erasure finds it however it was written."""
+        forms = [number.key]
+        if number.e164 is not None:
+            digits = number.e164[1:]
+            forms += [digits, "00" + digits]
+            parsed = phonenumbers.parse(number.e164, None)
+            national = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+            forms.append(_DIALABLE.sub("", national))
+        return tuple(dict.fromkeys(f for f in forms if f))
+
     def _parse_uncached(self, text: str) -> CallerNumber | None:
         digits = _DIALABLE.sub("", text)[:_MAX_LEN]
         if not digits.lstrip("+"):

@@ -139,7 +139,8 @@ async def serve_worker(
         )
 
     sock = socket.socket(fileno=fd)
-    app = await Application.start(worker_settings(settings), agi_socket=sock)
+    # The supervisor purges expired data: N workers would purge the same rows N times.
+    app = await Application.start(worker_settings(settings), agi_socket=sock, purge=False)
     path = os.path.join(metrics_dir, f"worker-{index}.json")
 
     def write_snapshot() -> None:

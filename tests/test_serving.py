@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from fastagi_router.cli import main
 from fastagi_router.simulator import CallSpec, Faults, Keypress, place_call
@@ -98,6 +99,16 @@ def served(tmp_path: Path) -> Iterator[list[Served]]:
         server._log.close()
 
 
+def _sample(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples ``fastagi_router_<name>`` with ``labels`` in a scrape."""
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == f"fastagi_router_{name}" and labels.items() <= s.labels.items()
+    )
+
+
 def _cli(*argv: str) -> int:
     return main(list(argv))
 
@@ -115,9 +126,45 @@ def test_workers_share_the_socket_the_store_and_the_metrics(
     # Whichever worker takes each call, the change applies to the very next one.
     assert {r.variables["SMARTROUTING_AGENT"] for r in after} == {"104"}  # type: ignore[attr-defined]
     assert {r.round_trips for r in after} == {1}  # type: ignore[attr-defined]
-    server.wait_for(lambda: 'sessions_total{outcome="answered"} 26' in server.metrics(), 10)
+    server.wait_for(
+        lambda: _sample(server.metrics(), "sessions_total", outcome="answered") == 26, 10
+    )
+    # Counters and histograms are summed over the workers; each state gauge counts workers.
+    text = server.metrics()
+    assert _sample(text, "calls_total", status="AGENT") == 20
+    assert _sample(text, "decision_duration_seconds_count") == 26
+    assert _sample(text, "call_round_trips_bucket", le="1.0") == 20
+    assert _sample(text, "call_round_trips_count") == 26
+    assert _sample(text, "upstream_circuit_state", state="closed") == 0  # no upstream API
+    assert _sample(text, "sessions_active") == 0
     assert server.stop() == 0
     assert "did not stop in time" not in server.log()
+    # Every call's line reached the log, buffered or not, from whichever worker.
+    assert server.log().count("INFO fastagi_router.calls: call 1795653722.1 ") == 26
+    assert "0899990988" not in server.log()  # the caller is masked by default
+
+
+def test_an_erasure_applies_to_the_next_call_in_every_worker(
+    tmp_path: Path, served: list[Served]
+) -> None:
+    server = Served(tmp_path, "--workers", "2")
+    served.append(server)
+    server.wait_for(lambda: server.log().count("FastAGI listening") == 2, 20)
+    assert _cli("routes", "set", "0899990988", "104", "--db", server.db) == 0
+    # Enough calls for both workers to hold the caller in their hot layer.
+    before = [server.call() for _ in range(20)]
+    assert {r.variables["SMARTROUTING_AGENT"] for r in before} == {"104"}  # type: ignore[attr-defined]
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.http}/v1/erasure",
+        data=b'{"phone_number": "+84899990988"}',
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5) as reply:
+        assert b'"routes": 1' in reply.read()
+    after = [server.call(keypresses=[Keypress("")] * 3) for _ in range(20)]
+    assert {r.status for r in after} == {"UNKNOWN"}  # type: ignore[attr-defined]
+    assert server.stop() == 0
 
 
 def test_a_worker_that_dies_is_restarted(tmp_path: Path, served: list[Served]) -> None:

@@ -254,15 +254,13 @@ class ManagerListener:
         self._last_event_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._address = f"{settings.host}:{settings.port}"
-        metrics.gauge(
-            "ami_connected",
-            lambda: float(self._status.state is ManagerState.CONNECTED),
-            "1 while the Asterisk Manager connection is logged in",
-        )
-        metrics.gauge(
-            "ami_auth_failed",
-            lambda: float(self._status.state is ManagerState.AUTH_FAILED),
-            "1 while Asterisk refuses the Manager login",
+        metrics.states(
+            "ami_connection_state",
+            "state",
+            [str(state) for state in ManagerState],
+            lambda: str(self._status.state),
+            "Asterisk Manager connection: 1 for its state (connected: logged in, events "
+            "flowing; auth_failed: the login is refused)",
         )
         metrics.describe("ami_logins_total", "counter", "Manager logins by outcome")
         metrics.describe("ami_disconnects_total", "counter", "Manager connections ended, by cause")

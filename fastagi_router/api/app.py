@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from fastagi_router.api import customers, lookup, ops, smartrouting
+from fastagi_router.api import access, customers, lookup, ops, smartrouting
 from fastagi_router.api.keys import METRICS, NUMBERS, SETTINGS, STORE, TOKENS
 from fastagi_router.api.middleware import authenticate, count_requests, json_errors
 from fastagi_router.api.tokens import TokenSet, TokenSpec, digest, generate_token, token_set
@@ -52,7 +52,7 @@ def create_app(
     else:
         app.cleanup_ctx.append(_own_store)
     app.cleanup_ctx.append(_tokens)
-    for group in (smartrouting, customers, lookup, ops):
+    for group in (smartrouting, customers, lookup, access, ops):
         group.add_routes(app)
     return app
 

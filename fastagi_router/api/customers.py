@@ -23,6 +23,7 @@ from fastagi_router.api.errors import ApiError, invalid
 from fastagi_router.api.keys import NUMBERS, SETTINGS, STORE, TOKEN
 from fastagi_router.api.params import (
     Query,
+    actor,
     authorize_all,
     bool_field,
     check,
@@ -160,7 +161,7 @@ async def get_customer(request: web.Request) -> web.Response:
 async def _upsert(request: web.Request, body: dict[str, Any], customer_id: str) -> web.Response:
     account = Query(request, ("account",)).account()
     customer = customer_from_json(body, account, customer_id, request.app[NUMBERS])
-    stored = await request.app[STORE].upsert_customer(customer)
+    stored = await request.app[STORE].upsert_customer(customer, actor=actor(request))
     return web.json_response({"data": customer_json(stored), "message": SUCCESS})
 
 
@@ -183,7 +184,7 @@ async def delete_customer(request: web.Request) -> web.Response:
     """``DELETE /v1/customers/{customer_id}``."""
     account = Query(request, ("account",)).account()
     customer_id = _customer_id(request)
-    if not await request.app[STORE].delete_customer(account, customer_id):
+    if not await request.app[STORE].delete_customer(account, customer_id, actor=actor(request)):
         raise _not_found(customer_id, account)
     return web.json_response({"message": SUCCESS})
 
@@ -285,7 +286,8 @@ async def _write(request: web.Request, report: _Report, partial: bool) -> int:
     store = request.app[STORE]
     while True:
         try:
-            return await store.import_customers(report.customers)
+            note = f"rejected={len(report.rejected)}" if report.rejected else ""
+            return await store.import_customers(report.customers, actor=actor(request), note=note)
         except ConflictError as exc:
             if exc.index is None or not 0 <= exc.index < len(report.customers):
                 raise

@@ -42,7 +42,9 @@ Two APIs are served as their documents define them:
   404 when no customer matches.
 
 `/v1/customers` manages customer records with the fields of the customers CSV, and imports
-that CSV. Every error has the shape `{"error": {"code", "message", "field"?}}`.
+that CSV. `/v1/audit` lists who changed what and when (this API, the command line, the
+expiry of learned routes); `/v1/erasure` removes a caller's number from everything the
+router keeps. Every error has the shape `{"error": {"code", "message", "field"?}}`.
 
 Authentication: `Authorization: Bearer <token>`. A token may use some accounts or all, and
 may read or also write. 401 (with `WWW-Authenticate`) for a missing or unknown token; 403 for
@@ -223,6 +225,8 @@ _DOCUMENT: dict[str, Any] = {
         {"name": "smartrouting", "description": "The smart-routing (sticky agent) table."},
         {"name": "customers", "description": "Customer records and the CSV import."},
         {"name": "lookup", "description": "The customer lookup (Encom customer API)."},
+        {"name": "audit", "description": "Who changed what, and when."},
+        {"name": "privacy", "description": "A caller's data, erased."},
         {"name": "operations", "description": "Probes, metrics and this document."},
     ],
     "paths": {
@@ -472,6 +476,99 @@ _DOCUMENT: dict[str, Any] = {
                 "responses": _responses(_json(_ref("Message"), "Deleted."), *_READ_ERRORS, "404"),
             },
         },
+        "/v1/audit": {
+            "get": {
+                "operationId": "listAudit",
+                "tags": ["audit"],
+                "summary": "The audit log: every write through this API and the command line, "
+                "and the system's purges, newest first.",
+                "description": "Only entries of the accounts the token may use; without "
+                "`account`, every one of them (entries that span every account, such as an "
+                "erasure in all accounts or a cache purge of all, only for a token of every "
+                "account). Entries older than `audit.retention_days` are deleted.",
+                "parameters": [
+                    {
+                        "name": "since",
+                        "in": "query",
+                        "required": False,
+                        "description": "From this UTC time, included: `YYYY-MM-DD`, "
+                        "`YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DDTHH:MM:SSZ`.",
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "until",
+                        "in": "query",
+                        "required": False,
+                        "description": "Before this UTC time, excluded (same forms).",
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "actor",
+                        "in": "query",
+                        "required": False,
+                        "description": "Only this actor, as listed: `api:<token name>`, "
+                        "`cli:<OS user>`, `system:expiry`.",
+                        "schema": {"type": "string", "maxLength": 100},
+                    },
+                    {
+                        "name": "action",
+                        "in": "query",
+                        "required": False,
+                        "description": "Only this action, as listed (`route.create`, "
+                        "`customer.delete`, `caller.erase`, ...).",
+                        "schema": {"type": "string", "maxLength": 40},
+                    },
+                    {
+                        **_ACCOUNT_PARAM,
+                        "description": "Only this account's entries (the token must be "
+                        "allowed to use it).",
+                        "schema": {"type": "string", "pattern": ACCOUNT_PATTERN},
+                    },
+                    *_PAGE_PARAMS,
+                ],
+                "responses": _responses(
+                    _json(_ref("AuditList"), "One page of entries, newest first."),
+                    *_READ_ERRORS,
+                ),
+            }
+        },
+        "/v1/erasure": {
+            "post": {
+                "operationId": "eraseCaller",
+                "tags": ["privacy"],
+                "summary": "Erase a caller's number from everything the router keeps.",
+                "description": "The number (any accepted form; every spelling of it is "
+                "found) is removed, in one transaction: its routes, the number from customer "
+                "records (a record left without any number is deleted: it was that "
+                "caller's), the upstream API's cached answers for it, and the number where "
+                "it is the target of an audit entry (replaced by `[erased]`). In `account`, "
+                "or in every account without it (a token of every account only). The "
+                "erasure is audited, without the number. The next call does not see the "
+                "erased data, in any worker. Erasing a number the router does not know "
+                "answers 200 with zero counts. The number is in the body so that it does "
+                "not reach access logs.",
+                "parameters": [
+                    {
+                        **_ACCOUNT_PARAM,
+                        "description": "Only this account. Without it, every account (the "
+                        "token must be allowed on every account).",
+                        "schema": {"type": "string", "pattern": ACCOUNT_PATTERN},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("ErasureInput")}},
+                },
+                "responses": _responses(
+                    _json(_ref("ErasureDone"), "What was removed."),
+                    "400",
+                    "401",
+                    "403",
+                    "413",
+                    "503",
+                ),
+            }
+        },
         "/healthz": {
             "get": {
                 "operationId": "healthz",
@@ -497,15 +594,19 @@ _DOCUMENT: dict[str, Any] = {
             "get": {
                 "operationId": "metrics",
                 "tags": ["operations"],
-                "summary": "Counters in the Prometheus text format.",
+                "summary": "Metrics in the Prometheus text format, or OpenMetrics.",
                 "description": "No token needed: the metrics are counts labelled with fixed "
                 "words (status, reason, source, outcome, method, route pattern, status "
                 "code), never a number, account, customer or token.",
                 "security": [],
                 "responses": {
                     "200": {
-                        "description": "Prometheus text exposition format 0.0.4.",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                        "description": "Prometheus text exposition format 0.0.4; OpenMetrics "
+                        "1.0 when the Accept header asks for application/openmetrics-text.",
+                        "content": {
+                            "text/plain": {"schema": {"type": "string"}},
+                            "application/openmetrics-text": {"schema": {"type": "string"}},
+                        },
                     }
                 },
             }
@@ -698,6 +799,89 @@ _DOCUMENT: dict[str, Any] = {
                     **{f"destination{n}": {"type": "string"} for n in range(1, 5)},
                     "vip": {"type": "boolean"},
                     "astreinte": {"type": "boolean"},
+                },
+            },
+            "AuditEntry": {
+                "type": "object",
+                "required": ["id", "at", "actor", "action", "account", "target", "detail"],
+                "additionalProperties": False,
+                "properties": {
+                    "id": {"type": "integer", "minimum": 1},
+                    "at": {"type": "string", "pattern": TIMESTAMP_PATTERN, "description": "UTC."},
+                    "actor": {
+                        "type": "string",
+                        "description": "`api:<token name>`, `cli:<OS user>` or `system:<task>`.",
+                    },
+                    "action": {"type": "string"},
+                    "account": {
+                        "type": ["string", "null"],
+                        "description": "null: the write spanned every account.",
+                    },
+                    "target": {
+                        "type": "string",
+                        "description": "A number key (`[erased]` after an erasure), a "
+                        "customer id, or empty.",
+                    },
+                    "detail": {
+                        "type": "string",
+                        "maxLength": 200,
+                        "description": "A short summary (counts, the agent); never a phone "
+                        "number nor a code.",
+                    },
+                },
+            },
+            "AuditList": {
+                "type": "object",
+                "required": ["data", "limit", "offset", "total"],
+                "additionalProperties": False,
+                "properties": {
+                    "data": {"type": "array", "items": _ref("AuditEntry")},
+                    "limit": {"type": "integer", "minimum": 0},
+                    "offset": {"type": "integer", "minimum": 0},
+                    "total": {"type": "integer", "minimum": 0},
+                },
+            },
+            "ErasureInput": {
+                "type": "object",
+                "required": ["phone_number"],
+                "additionalProperties": False,
+                "properties": {
+                    "phone_number": {"type": "string", "minLength": 1, "maxLength": 64},
+                },
+            },
+            "ErasureDone": {
+                "type": "object",
+                "required": ["data", "message"],
+                "additionalProperties": False,
+                "properties": {
+                    "data": {
+                        "type": "object",
+                        "required": [
+                            "number_key",
+                            "account",
+                            "routes",
+                            "customer_numbers",
+                            "customers",
+                            "cache_entries",
+                            "audit_entries",
+                        ],
+                        "additionalProperties": False,
+                        "properties": {
+                            "number_key": {"type": "string"},
+                            "account": {"type": ["string", "null"]},
+                            **{
+                                name: {"type": "integer", "minimum": 0}
+                                for name in (
+                                    "routes",
+                                    "customer_numbers",
+                                    "customers",
+                                    "cache_entries",
+                                    "audit_entries",
+                                )
+                            },
+                        },
+                    },
+                    "message": {"const": "successfully"},
                 },
             },
             "Status": {

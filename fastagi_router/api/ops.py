@@ -9,8 +9,6 @@ from fastagi_router.api.keys import METRICS, STORE
 from fastagi_router.api.openapi import document
 from fastagi_router.errors import StoreError
 
-PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
-
 
 async def healthz(request: web.Request) -> web.Response:
     """``GET /healthz``: the process answers."""
@@ -27,9 +25,11 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """``GET /metrics``: the shared counters in the Prometheus text format."""
-    response = web.Response(text=request.app[METRICS].render())
-    response.headers["Content-Type"] = PROMETHEUS_TEXT
+    """``GET /metrics``: every metric in the Prometheus text format, or in OpenMetrics when
+    the scraper's Accept header asks for it."""
+    body, content_type = request.app[METRICS].exposition(request.headers.get("Accept", ""))
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = content_type
     return response
 
 

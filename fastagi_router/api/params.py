@@ -104,6 +104,12 @@ def authorize(request: web.Request, account: str) -> str:
     return account
 
 
+def actor(request: web.Request) -> str:
+    """Who the audit log says made a write: ``api:`` and the token's name (or the start of
+    its hash). The prefix keeps a token named ``cli:root`` from passing for the CLI."""
+    return f"api:{request[TOKEN].label}"
+
+
 def authorize_all(request: web.Request) -> None:
     """Raise 403 unless the request's token may use every account."""
     if request[TOKEN].accounts is not None:

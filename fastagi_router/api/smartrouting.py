@@ -15,7 +15,7 @@ from aiohttp import web
 
 from fastagi_router.api.errors import ApiError, invalid
 from fastagi_router.api.keys import NUMBERS, STORE
-from fastagi_router.api.params import Query, check, json_object, text_field
+from fastagi_router.api.params import Query, actor, check, json_object, text_field
 from fastagi_router.errors import ValidationError
 from fastagi_router.model import Route, check_name, check_token
 
@@ -104,7 +104,7 @@ async def upsert_route(request: web.Request) -> web.Response:
     if description is not None:
         check(check_name, description, "description")
     route = await request.app[STORE].set_route(
-        account, phone, number.key, agent, description=description
+        account, phone, number.key, agent, description=description, actor=actor(request)
     )
     return web.json_response({"data": route_json(route), "message": SUCCESS})
 
@@ -112,7 +112,10 @@ async def upsert_route(request: web.Request) -> web.Response:
 async def delete_route(request: web.Request) -> web.Response:
     """``DELETE /v1/smartrouting/{id or phone number}``."""
     account = Query(request, ("account",)).account()
-    if not await request.app[STORE].delete_route(account, **_selector(request)):
+    deleted = await request.app[STORE].delete_route(
+        account, **_selector(request), actor=actor(request)
+    )
+    if not deleted:
         raise _not_found(request, account)
     return web.json_response({"message": SUCCESS})
 

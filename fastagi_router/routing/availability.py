@@ -17,7 +17,7 @@ import logging
 import re
 
 from fastagi_router.agi import commands
-from fastagi_router.config import AvailabilitySettings
+from fastagi_router.config import DEVICE_STATES, AvailabilitySettings
 from fastagi_router.logutil import sanitize
 from fastagi_router.metrics import Metrics
 from fastagi_router.routing.decision import Decision, Status
@@ -49,8 +49,12 @@ class AgentCheck:
         """
         state = await self.state(session, decision.agent)
         routes = (state or EMPTY) in self._routes
+        # A label takes a known state name only: Asterisk's answer could be any word.
+        known = state or EMPTY
         self.metrics.inc(
-            "agent_checks_total", state=state or EMPTY, routed="yes" if routes else "no"
+            "agent_checks_total",
+            state=known if known in DEVICE_STATES else "other",
+            routed="yes" if routes else "no",
         )
         if routes:
             return dataclasses.replace(decision, agent_state=state)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from fastagi_router.agi import AGIRequest, commands
 from fastagi_router.config import Settings
@@ -38,6 +38,7 @@ from fastagi_router.routing.availability import AgentCheck
 from fastagi_router.routing.codes import CodeGuard
 from fastagi_router.routing.decision import Decision, Status
 from fastagi_router.routing.sources import CallContext, CustomerSource, Found
+from fastagi_router.server.calllog import Answer
 from fastagi_router.server.session import Session
 from fastagi_router.store import Store
 
@@ -65,11 +66,8 @@ class Router:
         self.agent_check = (
             AgentCheck(settings.availability, metrics) if settings.availability.enabled else None
         )
-        metrics.describe("calls_total", "counter", "Routed calls by status, reason and source")
-        # Fast-path decisions by (account, number key), with the store answer they came from.
-        self._answers: dict[tuple[str, str], tuple[NumberMatch, Decision, list[tuple[str, str]]]]
-        self._answers = {}
-        self._call_counters: dict[tuple[Status, str, str], Callable[[float], None]] = {}
+        # Fast-path answers by (account, number key), with the store answer they came from.
+        self._answers: dict[tuple[str, str], tuple[NumberMatch, Answer]] = {}
 
         #: Wrong identification codes per number and per account (in this process).
         self.codes = codes if codes is not None else CodeGuard(settings.codes)
@@ -95,15 +93,15 @@ class Router:
         self.settings = settings
         self._answers.clear()
 
-    async def route(self, session: Session) -> list[tuple[str, str]]:
-        """Handle one ``route`` call: decide, count, log, and return the variables to set."""
+    async def route(self, session: Session) -> Answer:
+        """Handle one ``route`` call: decide, and return the answer (the variables to set)."""
         decision = await self.decide(session)
         if self.agent_check is not None and decision.status is Status.AGENT:
             decision = await self.agent_check.apply(session, decision)
-        return self._answer(session.request, decision)
+        return _answer(decision, session.params.get("account") or DEFAULT_ACCOUNT)
 
-    def route_now(self, request: AGIRequest) -> list[tuple[str, str]] | None:
-        """The synchronous fast path of ``route``: the variables when the decision needs no
+    def route_now(self, request: AGIRequest) -> Answer | None:
+        """The synchronous fast path of ``route``: the answer when the decision needs no
         waiting at all (the sticky agent or customer is in memory or one microsecond read
         away), else None, and the engine runs `route` as a task. Both decide alike."""
         account = request.parameters().get("account") or DEFAULT_ACCOUNT
@@ -122,54 +120,21 @@ class Router:
         if known is not None and known[0] is match:
             # The store answered with the very object it gave last time (nothing changed
             # since, see HotStore): so is the decision.
-            decision, variables = known[1], known[2]
-        else:
-            found = Found(match.customer, "local") if match.customer is not None else None
-            decided = self._from_match(match.route, found, _shown(number), "")
-            assert decided is not None
-            decision, variables = decided, decided.variables()
-            if len(self._answers) >= _ANSWERS_KEPT:
-                self._answers.clear()
-            self._answers[key] = (match, decision, variables)
-        self._count(request, decision)
-        return variables
+            return known[1]
+        found = Found(match.customer, "local") if match.customer is not None else None
+        decided = self._from_match(match.route, found, _shown(number), "")
+        assert decided is not None
+        answer = _answer(decided, account)
+        if len(self._answers) >= _ANSWERS_KEPT:
+            self._answers.clear()
+        self._answers[key] = (match, answer)
+        return answer
 
-    def _answer(self, request: AGIRequest, decision: Decision) -> list[tuple[str, str]]:
-        self._count(request, decision)
-        return decision.variables()
-
-    def _count(self, request: AGIRequest, decision: Decision) -> None:
-        labels = (decision.status, decision.reason, decision.source)
-        add = self._call_counters.get(labels)
-        if add is None:
-            add = self._call_counters[labels] = self.metrics.counter(
-                "calls_total",
-                status=str(decision.status),
-                reason=decision.reason or "none",
-                source=decision.source,
-            )
-        add(1.0)
-        if log.isEnabledFor(logging.INFO):
-            self._log_decision(request, decision)
-
-    def _log_decision(self, request: AGIRequest, decision: Decision) -> None:
-        log.info(
-            "[%s] %s -> %s agent=%s dest=%s by=%s source=%s reason=%s",
-            sanitize(request.uniqueid),
-            sanitize(request.callerid),
-            decision.status,
-            decision.agent or "-",
-            ",".join(d for d in decision.destinations if d) or "-",
-            decision.identified_by,
-            decision.source,
-            decision.reason or "-",
-        )
-
-    def fallback(self, request: AGIRequest, reason: str) -> list[tuple[str, str]]:
-        """The variables for a call the router could not decide (see `Decision.fallback`)."""
-        self.metrics.inc("calls_total", status="FALLBACK", reason=reason, source="none")
+    def fallback(self, request: AGIRequest, reason: str) -> Answer:
+        """The answer for a call the router could not decide (see `Decision.fallback`)."""
         number = self.numbers.caller(request.callerid)
-        return Decision.fallback(reason, self.settings.default_queues, _shown(number)).variables()
+        decision = Decision.fallback(reason, self.settings.default_queues, _shown(number))
+        return _answer(decision, request.parameters().get("account") or DEFAULT_ACCOUNT)
 
     async def decide(self, session: Session) -> Decision:
         """Return the decision for one call. Raises `CallEnded` when the caller hangs up."""
@@ -368,6 +333,17 @@ def _unusable(digits: str, min_digits: int) -> str | None:
 
 
 _ANSWERS_KEPT = 20000
+
+
+def _answer(decision: Decision, account: str) -> Answer:
+    """The engine's view of ``decision``: its variables, and the words for metrics and logs."""
+    return Answer(
+        decision.variables(),
+        str(decision.status),
+        source=decision.source,
+        reason=decision.reason or "none",
+        account=account,
+    )
 
 
 @functools.lru_cache(maxsize=1024)

@@ -15,6 +15,7 @@ or the peer never sent a complete header block.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import functools
 import ipaddress
@@ -23,6 +24,7 @@ import socket
 import time
 import typing
 from collections.abc import Awaitable, Callable, Mapping
+from time import perf_counter
 
 from fastagi_router.agi import (
     NEED_DATA,
@@ -38,16 +40,18 @@ from fastagi_router.agi import (
 from fastagi_router.config import Settings, parse_hostport
 from fastagi_router.errors import CallEnded, ProtocolError, RemoteProtocolError
 from fastagi_router.logutil import sanitize
-from fastagi_router.metrics import Metrics
+from fastagi_router.metrics import ROUND_TRIP_BUCKETS, Histogram, Metrics
+from fastagi_router.server.calllog import Answer, CallLog
+from fastagi_router.server.calllog import log as calls_log
 from fastagi_router.server.session import Deadline, Session
 
 log = logging.getLogger("fastagi_router.server")
 
 Variables = list[tuple[str, str]]
-Handler = Callable[[Session], Awaitable[Variables]]
+Handler = Callable[[Session], Awaitable[Answer]]
 #: A handler's synchronous fast path: the answer when it needs no waiting, else None.
-FastHandler = Callable[[AGIRequest], Variables | None]
-Fallback = Callable[[AGIRequest, str], Variables]
+FastHandler = Callable[[AGIRequest], Answer | None]
+Fallback = Callable[[AGIRequest, str], Answer]
 
 #: Sessions over the limit still get a FALLBACK answer (one round trip, no task), up to
 #: this many times the limit at once; past that they are closed at once (Asterisk then
@@ -71,6 +75,12 @@ class _AGIProtocol(asyncio.Protocol):
         self._queue: list[Command] | None = None
         self._variables: Variables = []
         self._round_trips = 0
+        # For the metrics and the call log: the request, its answer, and when (perf_counter)
+        # the header block was complete and the answer known.
+        self._request: AGIRequest | None = None
+        self._answer: Answer | None = None
+        self._started = 0.0
+        self._decided = 0.0
         self._overloaded = False
         self._counted = False
         self._ended_by_peer = False
@@ -87,13 +97,14 @@ class _AGIProtocol(asyncio.Protocol):
         host = peername[0] if isinstance(peername, tuple) else ""
         self.peer = host
         if not server.allowed(host):
-            server.metrics.inc("refused_total")
+            server.count_refused["allowlist"](1.0)
             server.log_refused(host)
             self._transport.abort()
             return
         if server.active >= server.settings.agi.max_sessions:
             if server.overloaded >= server.settings.agi.max_sessions * _OVERLOAD_FACTOR:
-                server.metrics.inc("sessions_total", outcome="shed")
+                server.count_refused["shed"](1.0)
+                server.call_log.session("shed", host)
                 self._transport.abort()
                 return
             self._overloaded = True
@@ -162,6 +173,8 @@ class _AGIProtocol(asyncio.Protocol):
                 return
 
     def _start(self, request: AGIRequest) -> None:
+        self._started = perf_counter()
+        self._request = request
         server = self._server
         server.watched.pop(self, None)
         script = request.script or server.default_script
@@ -169,30 +182,42 @@ class _AGIProtocol(asyncio.Protocol):
             # Answered at once, with no task: the cheaper an excess call, the less it takes
             # from the calls the router did accept.
             reason = "overload" if self._overloaded else "unknown_script"
-            if reason == "unknown_script":
-                log.warning(
-                    "[%s] unknown FastAGI script %r", sanitize(request.uniqueid), sanitize(script)
-                )
-            server.metrics.inc("fallbacks_total", reason=reason)
-            self._answer_now(server.fallback(request, reason))
+            if reason == "overload":
+                server.count_refused["overload"](1.0)
+            self._answer_now(self._decided_now(server.fallback(request, reason)))
             return
         fast = server.fast_handlers.get(script)
         if fast is not None:
             try:
-                variables = fast(request)
+                answer = fast(request)
             except Exception:
                 log.exception("[%s] fast path failed", sanitize(request.uniqueid))
-                variables = None  # the task below decides again, and answers in any case
-            if variables is not None:
-                self._answer_now(variables)
+                answer = None  # the task below decides again, and answers in any case
+            if answer is not None:
+                self._answer_now(self._decided_now(answer))
                 return
         self._task = asyncio.get_running_loop().create_task(self._run(request))
 
+    def _decided_now(self, answer: Answer) -> Answer:
+        """Count ``answer`` and time its decision: list updates, no calls (a hot path)."""
+        server = self._server
+        series = server.decisions.get((answer.status, answer.reason, answer.source))
+        if series is None:
+            series = server.decision_series(answer)
+        now = perf_counter()
+        series[0][0] += 1.0
+        histogram, elapsed = series[1], now - self._started
+        histogram.counts[bisect.bisect_left(histogram.bounds, elapsed)] += 1
+        histogram.total += elapsed
+        self._answer = answer
+        self._decided = now
+        return answer
+
     # -- the fast path: an answer decided without waiting, sent without a task ------------
 
-    def _answer_now(self, variables: Variables) -> None:
-        self._variables = variables
-        self._queue = commands.set_variables(variables)
+    def _answer_now(self, answer: Answer) -> None:
+        self._variables = answer.variables
+        self._queue = commands.set_variables(answer.variables)
         self._server.watch(self, self._server.answer_timeout)
         self._send_next()
 
@@ -217,10 +242,29 @@ class _AGIProtocol(asyncio.Protocol):
         self._queue = None
         server = self._server
         server.watched.pop(self, None)
-        server.count_session(outcome)
-        server.count_round_trips(self._round_trips)
+        self._ended(outcome, self._round_trips)
         self._conn.close()
         self._close()
+
+    def _ended(self, outcome: str, round_trips: int) -> None:
+        server = self._server
+        cell = server.sessions.get(outcome)
+        if cell is None:
+            cell = server.sessions[outcome] = server.metrics.cell("sessions_total", outcome=outcome)
+        cell[0] += 1.0
+        trips = server.round_trips
+        trips.counts[bisect.bisect_left(trips.bounds, round_trips)] += 1
+        trips.total += round_trips
+        # WARNING, not INFO: overload lines are written even with the per-call lines off.
+        if self._request is not None and calls_log.isEnabledFor(logging.WARNING):
+            server.call_log.call(
+                self._request,
+                self._answer,
+                outcome,
+                round_trips,
+                started=self._started,
+                decided=self._decided,
+            )
 
     def _hangup(self) -> None:
         self.hung_up = True
@@ -241,7 +285,7 @@ class _AGIProtocol(asyncio.Protocol):
             self._task.cancel()
 
     def _protocol_error(self, exc: RemoteProtocolError) -> None:
-        self._server.metrics.inc("protocol_errors_total")
+        self._server.count_protocol_error(1.0)
         log.warning("FastAGI protocol error from %s: %s", sanitize(self.peer), sanitize(exc))
         if self._queue is not None:
             self._finish_fast("protocol_error")
@@ -257,10 +301,8 @@ class _AGIProtocol(asyncio.Protocol):
             log.warning("closing a FastAGI session: no reply to the answer in time")
             self._finish_fast("no_reply")
         elif self._conn.request is None:
-            self._server.metrics.inc("sessions_total", outcome="header_timeout")
-            log.info(
-                "closing FastAGI connection from %s: no header block in time", sanitize(self.peer)
-            )
+            self._server.count_session("header_timeout")
+            self._server.call_log.session("header_timeout", self.peer)
             self._close()
 
     def _close(self) -> None:
@@ -315,10 +357,11 @@ class _AGIProtocol(asyncio.Protocol):
         )
         outcome = "answered"
         try:
-            variables = await self._decide(session)
-            if variables is None:
+            answer = await self._decide(session)
+            if answer is None:
                 outcome = "hangup"
                 return
+            variables = answer.variables
             if not await self._await_outstanding(server.settings.agi.reply_grace_ms / 1000):
                 outcome = "no_reply"
                 return
@@ -344,12 +387,11 @@ class _AGIProtocol(asyncio.Protocol):
                 sanitize(exc) or type(exc).__name__,
             )
         finally:
-            server.metrics.inc("sessions_total", outcome=outcome)
-            server.metrics.inc("round_trips_total", session.round_trips)
+            self._ended(outcome, session.round_trips)
             self._close()
 
-    async def _decide(self, session: Session) -> Variables | None:
-        """Run the handler under the deadline; return the variables, or None on hang-up."""
+    async def _decide(self, session: Session) -> Answer | None:
+        """Run the handler under the deadline; return the answer, or None on hang-up."""
         server = self._server
         handler = server.handlers[session.request.script or server.default_script]
         reason: str
@@ -357,7 +399,7 @@ class _AGIProtocol(asyncio.Protocol):
         try:
             async with deadline:
                 session.deadline = deadline
-                return await handler(session)
+                return self._decided_now(await handler(session))
         except CallEnded:
             return None
         except asyncio.CancelledError:
@@ -384,8 +426,7 @@ class _AGIProtocol(asyncio.Protocol):
             reason = "error"
         if session.hung_up:
             return None
-        server.metrics.inc("fallbacks_total", reason=reason)
-        return server.fallback(session.request, reason)
+        return self._decided_now(server.fallback(session.request, reason))
 
 
 class AGIServer:
@@ -393,8 +434,12 @@ class AGIServer:
 
     ``handlers`` maps script names (the path of ``agi://host/route?...``) to handlers; a
     request without a script runs ``default_script``. ``fast_handlers`` may give a script a
-    synchronous first try: when it returns the variables, they are sent straight from the
-    protocol callbacks, with no task, future or timeout object per call.
+    synchronous first try: when it returns an answer, it is sent straight from the protocol
+    callbacks, with no task, future or timeout object per call.
+
+    The server counts every call by its answer's status, reason and source, times the
+    decision (header block complete to answer known) by source, counts sessions by how
+    they ended and round trips per call, and writes the per-call log line (`CallLog`).
     """
 
     def __init__(
@@ -425,29 +470,73 @@ class AGIServer:
         self._refused: dict[str, tuple[float, int]] = {}
         self.apply(settings)
         metrics.gauge("sessions_active", lambda: float(self.active), "FastAGI sessions in progress")
+        metrics.gauge(
+            "sessions_overloaded",
+            lambda: float(self.overloaded),
+            "Sessions over agi.max_sessions being answered FALLBACK (overload)",
+        )
         metrics.describe("sessions_total", "counter", "FastAGI sessions by how they ended")
-        self.count_round_trips = metrics.counter("round_trips_total")
-        self._session_counters: dict[str, Callable[[float], None]] = {}
-        metrics.describe("fallbacks_total", "counter", "Calls answered FALLBACK, by reason")
+        metrics.describe(
+            "sessions_refused_total",
+            "counter",
+            "Connections refused: allowlist (not in agi.allow), overload (answered FALLBACK "
+            "at once), shed (closed unanswered, far over the limit)",
+        )
+        self.count_refused = {
+            reason: metrics.counter("sessions_refused_total", reason=reason)
+            for reason in ("allowlist", "overload", "shed")
+        }
+        metrics.describe("protocol_errors_total", "counter", "FastAGI protocol errors by peers")
+        metrics.describe(
+            "prompt_overruns_total", "counter", "Prompts Asterisk did not answer in time"
+        )
+        self.count_protocol_error = metrics.counter("protocol_errors_total")
+        metrics.describe(
+            "call_round_trips", "histogram", "Round trips with Asterisk per FastAGI session"
+        )
+        self.round_trips: Histogram = metrics.histogram_series(
+            "call_round_trips", ROUND_TRIP_BUCKETS
+        )
+        #: sessions_total's cells by outcome.
+        self.sessions = {"answered": metrics.cell("sessions_total", outcome="answered")}
+        metrics.describe("calls_total", "counter", "Calls answered, by status, reason and source")
+        metrics.describe(
+            "decision_duration_seconds",
+            "histogram",
+            "Time from the header block to the answer decided, by source",
+        )
+        #: By (status, reason, source): calls_total's cell and the decision histogram.
+        self.decisions: dict[tuple[str, str, str], tuple[list[float], Histogram]] = {}
 
     def apply(self, settings: Settings) -> None:
         """Use ``settings`` from now on (at start-up, and on a reload): limits, timeouts and
         the allowlist apply to the next connection; calls in progress keep their deadline."""
         self.settings = settings
+        self.call_log = CallLog(settings.log.caller)
         self._networks = settings.agi.networks
         self.header_timeout = settings.agi.header_timeout_ms / 1000
         self.answer_timeout = settings.agi.reply_grace_ms / 1000 * 2
         self._sweep_interval = min(0.25, self.header_timeout / 4, self.answer_timeout / 4)
         self.allowed = functools.lru_cache(maxsize=4096)(self._allowed)
 
+    def decision_series(self, answer: Answer) -> tuple[list[float], Histogram]:
+        """Return (and keep in `decisions`) the calls_total cell and the decision histogram
+        for ``answer``'s status, reason and source."""
+        series = (
+            self.metrics.cell(
+                "calls_total", status=answer.status, reason=answer.reason, source=answer.source
+            ),
+            self.metrics.histogram_series("decision_duration_seconds", source=answer.source),
+        )
+        self.decisions[(answer.status, answer.reason, answer.source)] = series
+        return series
+
     def count_session(self, outcome: str) -> None:
         """Count one session in ``sessions_total`` by how it ended."""
-        add = self._session_counters.get(outcome)
-        if add is None:
-            add = self._session_counters[outcome] = self.metrics.counter(
-                "sessions_total", outcome=outcome
-            )
-        add(1.0)
+        cell = self.sessions.get(outcome)
+        if cell is None:
+            cell = self.sessions[outcome] = self.metrics.cell("sessions_total", outcome=outcome)
+        cell[0] += 1.0
 
     def watch(self, connection: _AGIProtocol, seconds: float) -> None:
         """Call ``connection.expired()`` unless it is unwatched within ``seconds``.

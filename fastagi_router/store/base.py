@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from fastagi_router.model import Customer, NumberMatch, Route
+from fastagi_router.model import AuditEntry, Customer, NumberMatch, Route
 
 T = TypeVar("T")
 
@@ -39,8 +39,59 @@ class LearnOutcome:
     route: Route
 
 
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Which audit entries to list, newest first. Times are UTC in the store's format
+    (``YYYY-MM-DD HH:MM:SS``): ``since`` included, ``until`` excluded. ``accounts`` None:
+    every entry (those of no account included); a set: only entries of those accounts."""
+
+    since: str | None = None
+    until: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    accounts: frozenset[str] | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """What `Store.erase_caller` removed for ``number_key`` in ``account`` (None: every
+    account): routes deleted, the number taken off customer records, customer records
+    deleted because it was their only number, upstream cache answers deleted, and audit
+    entries whose target was redacted."""
+
+    number_key: str
+    account: str | None
+    routes: int = 0
+    customer_numbers: int = 0
+    customers: int = 0
+    cache_entries: int = 0
+    audit_entries: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """The counts by name."""
+        return {
+            "routes": self.routes,
+            "customer_numbers": self.customer_numbers,
+            "customers": self.customers,
+            "cache_entries": self.cache_entries,
+            "audit_entries": self.audit_entries,
+        }
+
+    @property
+    def total(self) -> int:
+        """Everything removed or redacted."""
+        return sum(self.counts().values())
+
+
 class Store(Protocol):
-    """Routes (the sticky-agent table) and customers, scoped by account."""
+    """Routes (the sticky-agent table) and customers, scoped by account, and the audit log.
+
+    A write given an ``actor`` (``api:<token>``, ``cli:<user>``, ``system:<task>``) records
+    what it changed in the audit log in the same transaction: both are kept, or neither.
+    Writes without an actor (learning from the Manager) are not audited.
+    """
 
     async def lookup_number(
         self, account: str, number_key: str, *, learned_since: float | None = None
@@ -76,6 +127,7 @@ class Store(Protocol):
         *,
         description: str | None = None,
         origin: str = "manual",
+        actor: str | None = None,
     ) -> Route:
         """Insert or update the route of ``number_key`` in ``account``; return it as stored."""
         ...
@@ -103,7 +155,12 @@ class Store(Protocol):
         ...
 
     async def delete_route(
-        self, account: str, *, number_key: str | None = None, route_id: int | None = None
+        self,
+        account: str,
+        *,
+        number_key: str | None = None,
+        route_id: int | None = None,
+        actor: str | None = None,
     ) -> bool:
         """Delete the route of ``account`` with that number key or id; True if one existed."""
         ...
@@ -112,7 +169,7 @@ class Store(Protocol):
         """Return routes (of ``account``, or of all accounts when None) ordered by id."""
         ...
 
-    async def upsert_customer(self, customer: Customer) -> Customer:
+    async def upsert_customer(self, customer: Customer, *, actor: str | None = None) -> Customer:
         """Insert or replace a customer (its numbers and code included); return it."""
         ...
 
@@ -120,7 +177,9 @@ class Store(Protocol):
         """Return one customer of ``account`` (no fallback), or None."""
         ...
 
-    async def delete_customer(self, account: str, customer_id: str) -> bool:
+    async def delete_customer(
+        self, account: str, customer_id: str, *, actor: str | None = None
+    ) -> bool:
         """Delete one customer; True if it existed."""
         ...
 
@@ -128,12 +187,44 @@ class Store(Protocol):
         """Return customers (of ``account``, or of all accounts) ordered by account and id."""
         ...
 
-    async def import_customers(self, customers: Sequence[Customer]) -> int:
+    async def import_customers(
+        self, customers: Sequence[Customer], *, actor: str | None = None, note: str = ""
+    ) -> int:
         """Upsert every customer in one transaction: all of them, or none. Returns the count.
+
+        Audited as one entry per account, with the count and ``note`` (e.g. rows rejected).
 
         Raises `StoreError` (and writes nothing) when a number or code would belong to two
         customers of one account.
         """
+        ...
+
+    async def erase_caller(
+        self, number_keys: Sequence[str], account: str | None, *, actor: str
+    ) -> Erasure:
+        """Remove a caller's number from everything the store keeps, in one transaction:
+        routes whose number is one of ``number_keys`` (every spelling of one number, the
+        normalised key first), the number from customer records (a record left without
+        any number is deleted: it was that caller's), upstream cache answers for it, and
+        the number where it is the target of an audit entry (redacted). In ``account``, or
+        in every account when None. The erasure is audited without the number."""
+        ...
+
+    async def expire_learned(
+        self, before: str, *, actor: str | None = None, limit: int | None = None
+    ) -> int:
+        """Delete learned routes last seen before ``before`` (UTC, store format), at most
+        ``limit`` of them (None: all); manual routes are kept. Audited as one entry per
+        account that lost some. Returns the count."""
+        ...
+
+    async def prune_audit(self, before: str, *, limit: int | None = None) -> int:
+        """Delete audit entries older than ``before`` (UTC, store format), at most ``limit``
+        (None: all), oldest first; return how many."""
+        ...
+
+    async def list_audit(self, query: AuditQuery) -> Page[AuditEntry]:
+        """Return the audit entries matching ``query``, newest first."""
         ...
 
     async def data_version(self) -> int:

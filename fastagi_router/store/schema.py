@@ -99,6 +99,31 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX upstream_cache_fetched ON upstream_cache (fetched_at)",
         ),
     ),
+    Migration(
+        3,
+        "audit log",
+        (
+            # One row per administrative write (REST API, CLI) or system purge, written in
+            # the transaction of the change it records. ``at`` is UTC text like the other
+            # tables' times; ``account`` is NULL for a change that spans every account.
+            # ``detail`` never holds a phone number: ``target`` does, and an erasure
+            # redacts it there.
+            """
+            CREATE TABLE audit_log (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                at TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                account TEXT,
+                target TEXT NOT NULL DEFAULT '',
+                detail TEXT NOT NULL DEFAULT ''
+            )
+            """,
+            "CREATE INDEX audit_log_at ON audit_log (at)",
+            "CREATE INDEX audit_log_account ON audit_log (account, id)",
+            "CREATE INDEX audit_log_target ON audit_log (target)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

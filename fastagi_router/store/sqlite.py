@@ -23,8 +23,15 @@ from typing import Any
 import aiosqlite
 
 from fastagi_router.errors import ConflictError, StoreError
-from fastagi_router.model import DEFAULT_ACCOUNT, Customer, NumberMatch, Route
-from fastagi_router.store.base import LearnOutcome, Page
+from fastagi_router.model import (
+    DEFAULT_ACCOUNT,
+    AuditEntry,
+    Customer,
+    NumberMatch,
+    Route,
+)
+from fastagi_router.store import audit, erasure
+from fastagi_router.store.base import AuditQuery, Erasure, LearnOutcome, Page
 from fastagi_router.store.schema import LATEST_VERSION, MIGRATIONS
 
 _ROUTE_COLUMNS = (
@@ -98,9 +105,7 @@ def _lookup_params(account: str, number_key: str, learned_since: float | None) -
     return {"key": number_key, "account": account, "since": since}
 
 
-def _timestamp(posix: float) -> str:
-    """The store's time format: UTC, to the second, so that text order is time order."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(posix))
+_timestamp = audit.timestamp
 
 
 def _route(row: Sequence[Any]) -> Route:
@@ -248,16 +253,31 @@ class SQLiteStore:
             self._write_lock.release()
 
     @contextlib.asynccontextmanager
-    async def _transaction(self, action: str) -> AsyncIterator[aiosqlite.Connection]:
+    async def _transaction(
+        self, action: str, *, secure_delete: bool = False
+    ) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction. With ``secure_delete``, what it deletes is overwritten in
+        the file rather than left in free pages (an erasure), and a checkpoint follows."""
         async with self._writing(action):
             with _translated(action):
                 await self._writer.execute("BEGIN IMMEDIATE")
                 try:
+                    if secure_delete:
+                        await self._writer.execute("PRAGMA secure_delete = ON")
                     yield self._writer
                     await self._writer.execute("COMMIT")
                 except BaseException:
                     await self._rollback()
                     raise
+                finally:
+                    if secure_delete:
+                        with contextlib.suppress(sqlite3.Error, ValueError):
+                            await self._writer.execute("PRAGMA secure_delete = OFF")
+            if secure_delete:
+                with contextlib.suppress(sqlite3.Error, ValueError):
+                    # Best effort, never waiting on readers: until a checkpoint copies the
+                    # overwritten pages into the main file, it still holds the old ones.
+                    await self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def _rollback(self) -> None:
         """Roll back the writer's transaction, if one is still open.
@@ -388,11 +408,18 @@ class SQLiteStore:
         *,
         description: str | None = None,
         origin: str = "manual",
+        actor: str | None = None,
     ) -> Route:
         """See `Store.set_route`. With ``description`` None, a note that was set is kept; one
         that only defaulted to the agent follows the new agent."""
         now = _now()
         async with self._transaction("saving a route") as db:
+            before = list(
+                await db.execute_fetchall(
+                    "SELECT agent FROM routes WHERE number_key = ? AND account = ?",
+                    (number_key, account),
+                )
+            )
             await db.execute(
                 """
                 INSERT INTO routes (account, phone_number, number_key, agent, description,
@@ -426,6 +453,10 @@ class SQLiteStore:
                     (number_key, account),
                 )
             )
+            if actor is not None:
+                detail = f"agent={agent}" if not before else f"agent={before[0][0]}->{agent}"
+                action = "route.update" if before else "route.create"
+                await audit.record(db, AuditEntry(actor, action, account, number_key, detail), now)
         return _route(rows[0])
 
     async def learn_route(
@@ -496,16 +527,33 @@ class SQLiteStore:
         return _route(rows[0]) if rows else None
 
     async def delete_route(
-        self, account: str, *, number_key: str | None = None, route_id: int | None = None
+        self,
+        account: str,
+        *,
+        number_key: str | None = None,
+        route_id: int | None = None,
+        actor: str | None = None,
     ) -> bool:
         """See `Store.delete_route`."""
         where, value = self._route_where(number_key, route_id)
         async with self._transaction("deleting a route") as db:
-            cursor = await db.execute(
+            rows = list(
+                await db.execute_fetchall(
+                    f"SELECT number_key, agent FROM routes WHERE {where} AND account = ?",  # noqa: S608
+                    (value, account),
+                )
+            )
+            if not rows:
+                return False
+            await db.execute(
                 f"DELETE FROM routes WHERE {where} AND account = ?",  # noqa: S608
                 (value, account),
             )
-            return cursor.rowcount > 0
+            if actor is not None:
+                key, agent = rows[0]
+                entry = AuditEntry(actor, "route.delete", account, key, f"agent={agent}")
+                await audit.record(db, entry, _now())
+            return True
 
     async def list_routes(self, account: str | None, limit: int, offset: int) -> Page[Route]:
         """See `Store.list_routes`."""
@@ -522,9 +570,9 @@ class SQLiteStore:
 
     # -- customers -------------------------------------------------------------------------
 
-    async def upsert_customer(self, customer: Customer) -> Customer:
+    async def upsert_customer(self, customer: Customer, *, actor: str | None = None) -> Customer:
         """See `Store.upsert_customer`."""
-        await self.import_customers([customer])
+        await self._write_customers([customer], actor, "customer.upsert", "")
         stored = await self.get_customer(customer.account, customer.customer_id)
         assert stored is not None
         return stored
@@ -541,14 +589,20 @@ class SQLiteStore:
         )
         return _customer(rows[0]) if rows else None
 
-    async def delete_customer(self, account: str, customer_id: str) -> bool:
+    async def delete_customer(
+        self, account: str, customer_id: str, *, actor: str | None = None
+    ) -> bool:
         """See `Store.delete_customer`."""
         async with self._transaction("deleting a customer") as db:
             cursor = await db.execute(
                 "DELETE FROM customers WHERE account = ? AND customer_id = ?",
                 (account, customer_id),
             )
-            return cursor.rowcount > 0
+            deleted = cursor.rowcount > 0
+            if deleted and actor is not None:
+                entry = AuditEntry(actor, "customer.delete", account, customer_id)
+                await audit.record(db, entry, _now())
+            return deleted
 
     async def list_customers(self, account: str | None, limit: int, offset: int) -> Page[Customer]:
         """See `Store.list_customers`."""
@@ -568,19 +622,34 @@ class SQLiteStore:
         )
         return Page(items=[_customer(r) for r in rows], total=total[0][0])
 
-    async def import_customers(self, customers: Sequence[Customer]) -> int:
+    async def import_customers(
+        self, customers: Sequence[Customer], *, actor: str | None = None, note: str = ""
+    ) -> int:
         """See `Store.import_customers`. Raises `ConflictError` with the index of the first
         customer whose number or code belongs to another customer of its account."""
         if not customers:
             return 0
+        await self._write_customers(customers, actor, "customers.import", note)
+        return len(customers)
+
+    async def _write_customers(
+        self, customers: Sequence[Customer], actor: str | None, action: str, note: str
+    ) -> None:
+        """Upsert ``customers`` in one transaction with their audit entries: one per customer
+        for ``customer.upsert`` (created or replaced), one per account for an import."""
         try:
-            async with self._transaction("importing customers") as db:
+            async with self._transaction("saving customers") as db:
+                existing: set[tuple[str, str]] = set()
+                if actor is not None and action == "customer.upsert":
+                    existing = await _existing(db, customers)
                 await _write_customers(db, customers)
+                if actor is not None:
+                    for entry in _customer_audit(customers, actor, action, note, existing):
+                        await audit.record(db, entry, _now())
         except StoreError as exc:
             if not isinstance(exc.__cause__, sqlite3.IntegrityError):
                 raise
             raise await self._find_conflict(customers) from exc
-        return len(customers)
 
     async def _find_conflict(self, customers: Sequence[Customer]) -> ConflictError:
         """Replay a failed import one customer at a time, then roll it all back, to name the
@@ -599,6 +668,70 @@ class SQLiteStore:
                 finally:
                     await self._rollback()
         return ConflictError("a phone number or code belongs to two customers")
+
+    # -- personal data and the audit log -----------------------------------------------------
+
+    async def erase_caller(
+        self, number_keys: Sequence[str], account: str | None, *, actor: str
+    ) -> Erasure:
+        """See `Store.erase_caller`."""
+        async with self._transaction("erasing a caller", secure_delete=True) as db:
+            return await erasure.erase(db, number_keys, account, actor, _now())
+
+    async def expire_learned(
+        self, before: str, *, actor: str | None = None, limit: int | None = None
+    ) -> int:
+        """See `Store.expire_learned`."""
+        expired = "origin = 'learned' AND coalesce(last_seen_at, updated_at) < ?"
+        batch = f"SELECT id FROM routes WHERE {expired} ORDER BY id LIMIT ?"  # noqa: S608
+        bound = (before, -1 if limit is None else limit)  # SQLite: LIMIT -1 is no limit
+        async with self._transaction("expiring learned routes") as db:
+            counts = list(
+                await db.execute_fetchall(
+                    f"SELECT account, count(*) FROM routes WHERE id IN ({batch}) "  # noqa: S608
+                    "GROUP BY account ORDER BY account",
+                    bound,
+                )
+            )
+            if not counts:
+                return 0
+            await db.execute(f"DELETE FROM routes WHERE id IN ({batch})", bound)  # noqa: S608
+            if actor is not None:
+                now = _now()
+                for account, count in counts:
+                    entry = AuditEntry(
+                        actor, "route.expire", account, "", f"routes={count} before={before}"
+                    )
+                    await audit.record(db, entry, now)
+        return sum(count for _, count in counts)
+
+    async def prune_audit(self, before: str, *, limit: int | None = None) -> int:
+        """See `Store.prune_audit`."""
+        async with self._transaction("pruning the audit log") as db:
+            cursor = await db.execute(
+                "DELETE FROM audit_log WHERE id IN "
+                "(SELECT id FROM audit_log WHERE at < ? ORDER BY id LIMIT ?)",
+                (before, -1 if limit is None else limit),
+            )
+            return cursor.rowcount
+
+    async def list_audit(self, query: AuditQuery) -> Page[AuditEntry]:
+        """See `Store.list_audit`."""
+        where, params = audit.where(query)
+        rows = await self._read(
+            "listing the audit log",
+            f"SELECT {audit.COLUMNS} FROM audit_log WHERE {where} "  # noqa: S608
+            "ORDER BY id DESC LIMIT ? OFFSET ?",
+            (*params, query.limit, query.offset),
+        )
+        total = list(
+            await self._read(
+                "counting the audit log",
+                f"SELECT count(*) FROM audit_log WHERE {where}",  # noqa: S608
+                params,
+            )
+        )
+        return Page(items=[audit.entry(r) for r in rows], total=total[0][0])
 
     def data_version_now(self) -> int | None:
         """`data_version` read synchronously on the loop-thread connection; None when there
@@ -691,6 +824,53 @@ async def _write_customers(db: aiosqlite.Connection, customers: Sequence[Custome
         "INSERT INTO customer_numbers (number_key, account, customer_id) VALUES (?, ?, ?)",
         [(key, c.account, c.customer_id) for c in customers for key in c.phone_numbers],
     )
+
+
+async def _existing(
+    db: aiosqlite.Connection, customers: Sequence[Customer]
+) -> set[tuple[str, str]]:
+    """The (account, customer_id) of ``customers`` already stored."""
+    found: set[tuple[str, str]] = set()
+    for c in customers:
+        rows = list(
+            await db.execute_fetchall(
+                "SELECT 1 FROM customers WHERE account = ? AND customer_id = ?",
+                (c.account, c.customer_id),
+            )
+        )
+        if rows:
+            found.add((c.account, c.customer_id))
+    return found
+
+
+def _customer_audit(
+    customers: Sequence[Customer],
+    actor: str,
+    action: str,
+    note: str,
+    existing: set[tuple[str, str]],
+) -> list[AuditEntry]:
+    """The audit entries of a customer write (no phone number, no code: counts only)."""
+    if action == "customer.upsert":
+        return [
+            AuditEntry(
+                actor,
+                action,
+                c.account,
+                c.customer_id,
+                f"{'replaced' if (c.account, c.customer_id) in existing else 'created'} "
+                f"numbers={len(c.phone_numbers)} code={'yes' if c.code else 'no'}",
+            )
+            for c in customers
+        ]
+    counts: dict[str, int] = {}
+    for c in customers:
+        counts[c.account] = counts.get(c.account, 0) + 1
+    suffix = f" {note}" if note else ""
+    return [
+        AuditEntry(actor, action, account, "", f"customers={count}{suffix}")
+        for account, count in sorted(counts.items())
+    ]
 
 
 async def _describe_conflict(db: aiosqlite.Connection, customer: Customer) -> tuple[str, str]:

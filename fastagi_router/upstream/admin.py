@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable
 from typing import TextIO
 
+from fastagi_router.access_cli import cli_actor
 from fastagi_router.config import Settings
 from fastagi_router.errors import ValidationError
 from fastagi_router.model import check_account, check_code
@@ -62,7 +63,7 @@ async def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         if args.action == "purge" and args.all:
             if args.number or args.code:
                 raise _usage("purge --all takes no number or code")
-            count = await cache.purge(account)
+            count = await cache.purge(account, actor=cli_actor())
             print(f"purged {count} entr{'y' if count == 1 else 'ies'}", file=out)
             return EXIT_OK
         kind, value = _what(args, settings)
@@ -73,7 +74,7 @@ async def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
                 return EXIT_MISSING
             _print(entries, cache.policy, out)
             return EXIT_OK
-        count = await cache.delete(kind, value, account)
+        count = await cache.delete(kind, value, account, actor=cli_actor())
         if not count:
             print(f"nothing cached for {kind} {value}", file=sys.stderr)
             return EXIT_MISSING

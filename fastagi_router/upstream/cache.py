@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import logging
 import sqlite3
@@ -37,14 +38,16 @@ import aiosqlite
 from fastagi_router.config import UpstreamSettings
 from fastagi_router.errors import StoreError, ValidationError
 from fastagi_router.metrics import Metrics
-from fastagi_router.model import Customer
+from fastagi_router.model import AuditEntry, Customer
+from fastagi_router.store import audit
 from fastagi_router.store.base import Page
 
 log = logging.getLogger("fastagi_router.upstream")
 
 KINDS = ("number", "code")
-#: The schema version (fastagi_router.store.schema) that created the table.
-SCHEMA_VERSION = 2
+#: The schema version (fastagi_router.store.schema) the cache needs: 2 created its table, 3
+#: the audit log that a purge writes to.
+SCHEMA_VERSION = 3
 #: Answers waiting for the writer; past this, new ones are dropped (and counted).
 MAX_PENDING = 10000
 _COLUMNS = (
@@ -397,24 +400,38 @@ class UpstreamCache:
             )
         return list(self._readable(rows))
 
-    async def delete(self, kind: str, value: str, account: str | None = None) -> int:
-        """Delete the entries for one number key or code; return how many there were."""
+    async def delete(
+        self, kind: str, value: str, account: str | None = None, *, actor: str | None = None
+    ) -> int:
+        """Delete the entries for one number key or code; return how many there were.
+
+        With ``actor``, a deletion is audited: the number key as the target (a code is
+        not recorded, only that one was purged)."""
         where, params = _where(kind, value, account)
         for key in [k for k in self._pending if k.kind == kind and k.value == value]:
             if account is None or key.account == account:
                 del self._pending[key]
-        return await self._delete(where, params)
+        target = value if kind == "number" else ""
+        note = AuditEntry(actor, "cache.purge", account, target, f"kind={kind}") if actor else None
+        return await self._delete(where, params, note)
 
-    async def purge(self, account: str | None = None) -> int:
-        """Delete every entry (of ``account``, or of all accounts); return how many."""
+    async def purge(self, account: str | None = None, *, actor: str | None = None) -> int:
+        """Delete every entry (of ``account``, or of all accounts); return how many.
+
+        With ``actor``, a purge that deleted something is audited."""
+        note = AuditEntry(actor, "cache.purge", account, "", "all") if actor else None
         if account is None:
             self._pending.clear()
-            return await self._delete("1", ())
+            return await self._delete("1 = 1", (), note)
         for key in [k for k in self._pending if k.account == account]:
             del self._pending[key]
-        return await self._delete("account = ?", (account,))
+        return await self._delete("account = ?", (account,), note)
 
-    async def _delete(self, where: str, params: Sequence[Any]) -> int:
+    async def _delete(
+        self, where: str, params: Sequence[Any], note: AuditEntry | None = None
+    ) -> int:
+        """Delete the entries ``where`` says; with ``note``, audit the deletion (if any) in
+        the same transaction, the count added to its detail."""
         with _translated("deleting entries"):
             db = self._writer
             await db.execute("BEGIN IMMEDIATE")
@@ -423,6 +440,10 @@ class UpstreamCache:
                     f"DELETE FROM upstream_cache WHERE {where}",  # noqa: S608
                     params,
                 )
+                if note is not None and cursor.rowcount > 0:
+                    detail = f"{note.detail} entries={cursor.rowcount}"
+                    entry = dataclasses.replace(note, detail=detail)
+                    await audit.record(db, entry, audit.timestamp(time.time()))
             except BaseException:
                 await db.execute("ROLLBACK")
                 raise

@@ -60,7 +60,16 @@ log = logging.getLogger("fastagi_router.upstream")
 
 Outcome = Customer | None | UpstreamError
 Fetch = Callable[[float], Awaitable[Customer | None]]
-_STATE_VALUE = {CircuitState.CLOSED: 0.0, CircuitState.HALF_OPEN: 1.0, CircuitState.OPEN: 2.0}
+#: How a lookup was served -> its result as a cache lookup (`cache_lookups_total`).
+_CACHE_RESULT = {
+    "fresh": "hit",
+    "refresh": "hit",
+    "negative": "negative",
+    "stale": "stale",
+    "api": "miss",
+    "not_found": "miss",
+    "failed": "miss",
+}
 #: Configuration errors (403, 400) are logged at most once per account in this many seconds.
 _LOUD_EVERY = 60.0
 
@@ -95,11 +104,26 @@ class UpstreamSource:
         self._loud: dict[tuple[str, str], float] = {}
         metrics.describe("upstream_lookups_total", "counter", "Upstream lookups by how served")
         metrics.describe("upstream_requests_total", "counter", "Requests to the API by outcome")
-        metrics.describe("upstream_request_seconds_total", "counter", "Time spent in requests")
-        metrics.gauge(
+        metrics.describe(
+            "upstream_request_duration_seconds", "histogram", "Time a request to the API took"
+        )
+        self._observe_request = metrics.histogram("upstream_request_duration_seconds")
+        metrics.describe(
+            "cache_lookups_total",
+            "counter",
+            "Cache lookups by cache (hot: the in-memory layer; upstream: the API's answers) "
+            "and result (hit, miss; upstream also negative, stale)",
+        )
+        self._count_cache = {
+            served: metrics.counter("cache_lookups_total", cache="upstream", result=result)
+            for served, result in _CACHE_RESULT.items()
+        }
+        metrics.states(
             "upstream_circuit_state",
-            lambda: _STATE_VALUE[self.breaker.state],
-            "Upstream circuit breaker: 0 closed, 1 half-open (probing), 2 open",
+            "state",
+            [str(state) for state in CircuitState],
+            lambda: str(self.breaker.state),
+            "Upstream circuit breaker: 1 for its state (summed over workers: workers in it)",
         )
 
     @classmethod
@@ -261,6 +285,7 @@ class UpstreamSource:
 
     def _served(self, key: CacheKey, served: str, entry: CacheEntry, source: str) -> Found | None:
         self.metrics.inc("upstream_lookups_total", kind=key.kind, served=served)
+        self._count_cache[served](1.0)
         return Found(entry.customer, source) if entry.customer is not None else None
 
     def _without_api(
@@ -277,8 +302,10 @@ class UpstreamSource:
                 sanitize(error),
             )
             self.metrics.inc("upstream_lookups_total", kind=key.kind, served="stale")
+            self._count_cache["stale"](1.0)
             return Found(stale.customer, "stale")
         self.metrics.inc("upstream_lookups_total", kind=key.kind, served="failed")
+        self._count_cache["failed"](1.0)
         # A shared outcome is raised in every waiting call: each gets its own copy.
         raise copy.copy(error) from error
 
@@ -314,7 +341,7 @@ class UpstreamSource:
             self.breaker.record_failure()
             return UpstreamUnavailable(f"unexpected error: {sanitize(exc)}")
         finally:
-            self.metrics.inc("upstream_request_seconds_total", self._monotonic() - started)
+            self._observe_request(self._monotonic() - started)
         self.breaker.record_success()
         self.metrics.inc("upstream_requests_total", outcome="found" if customer else "not_found")
         # "Not found" replaces what was cached: the customer may have been removed upstream.

@@ -65,7 +65,7 @@ async def test_logs_in_asking_only_for_the_events_it_reads(
     await connected(learning)
     assert fake.logins == [("router", True, "call,agent")]
     assert learning.status.version == "12.0.0"
-    assert learning.metrics.value("ami_connected") == 1
+    assert learning.metrics.value("ami_connection_state", state="connected") == 1
     assert learning.metrics.value("ami_logins_total", outcome="ok") == 1
     # FullyBooted comes with every login; SuccessfulAuth (class security) is filtered out.
     await eventually(lambda: learning.metrics.value("ami_events_total") == 1, "FullyBooted")
@@ -181,7 +181,7 @@ async def test_asterisk_restart_backs_off_then_reconnects(
     assert learning.status.state is ManagerState.DISCONNECTED
     assert "cannot connect" in learning.status.error
     assert delays.asked[:5] == [0.5, 1.0, 2.0, 3.0, 3.0]  # doubling, capped at the maximum
-    assert learning.metrics.value("ami_connected") == 0
+    assert learning.metrics.value("ami_connection_state", state="connected") == 0
     await fake.start()  # back on the same port
     await connected(learning, logins=2)
     await delivered(learning, 2 + await fake.send(DIAL.events))
@@ -211,7 +211,7 @@ async def test_wrong_secret_is_reported_and_retried_slowly(
     await eventually(lambda: len(delays.asked) >= 2, "two refused logins")
     assert learning.status.state is ManagerState.AUTH_FAILED
     assert learning.status.error == "Authentication failed"
-    assert learning.metrics.value("ami_auth_failed") == 1
+    assert learning.metrics.value("ami_connection_state", state="auth_failed") == 1
     assert learning.metrics.value("ami_logins_total", outcome="refused") >= 2
     assert set(delays.asked) == {60.0}  # the longest delay, never the short ones
     assert all(not ok for _, ok, _ in fake.logins)
@@ -219,7 +219,7 @@ async def test_wrong_secret_is_reported_and_retried_slowly(
     assert "s3cret" not in caplog.text
     fake.secret = "s3cret"  # manager.conf fixed and reloaded: no restart needed
     await connected(learning)
-    assert learning.metrics.value("ami_auth_failed") == 0
+    assert learning.metrics.value("ami_connection_state", state="auth_failed") == 0
 
 
 async def test_link_that_stops_answering_pings_is_reopened(
@@ -340,7 +340,7 @@ async def test_stop_while_reconnecting_is_clean(store: SQLiteStore, tmp_path: Pa
     await eventually(lambda: len(delays.asked) >= 2, "refused connections")
     await learning.stop()
     assert learning.status.state is ManagerState.STOPPED
-    assert learning.metrics.value("ami_connected") == 0
+    assert learning.metrics.value("ami_connection_state", state="connected") == 0
 
 
 def test_backoff_doubles_up_to_the_maximum_with_jitter() -> None:

@@ -40,6 +40,7 @@ TOKENS = (
 #: What account B's records hold that no refused answer may show.
 B_SECRET = "bsecret"
 PHONE = "0899990988"
+OTHER_PHONE = "0899990966"
 WRITES = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 
 
@@ -89,9 +90,19 @@ SAMPLES: dict[tuple[str, str], Callable[[str], Sample]] = {
     ("DELETE", "/v1/customers/{customer_id}"): lambda acc: Sample(
         "/v1/customers/C1", {"account": acc}
     ),
+    ("GET", "/v1/audit"): lambda acc: Sample("/v1/audit", {"account": acc}),
+    # A number nobody holds: the requests served on account A must not erase what the
+    # other samples act on.
+    ("POST", "/v1/erasure"): lambda acc: Sample(
+        "/v1/erasure", {"account": acc}, json={"phone_number": OTHER_PHONE}
+    ),
 }
-#: Routes that name no account: the listing of every account's customers.
-ALL_ACCOUNTS = {("GET", "/v1/customers"): Sample("/v1/customers")}
+#: Routes that name no account: the listing of every account's customers, an erasure in
+#: every account. (``GET /v1/audit`` without one lists the token's accounts: test_audit.)
+ALL_ACCOUNTS = {
+    ("GET", "/v1/customers"): Sample("/v1/customers"),
+    ("POST", "/v1/erasure"): Sample("/v1/erasure", json={"phone_number": OTHER_PHONE}),
+}
 
 
 def routes(app: web.Application) -> list[tuple[str, str]]:
@@ -112,6 +123,11 @@ def protected(app: web.Application) -> list[tuple[str, str]]:
 @pytest.fixture
 async def api(api_factory: Callable[..., Any]) -> Api:
     """The API with the limited tokens and the same records in accounts A and B."""
+    return await two_accounts(api_factory)
+
+
+async def two_accounts(api_factory: Callable[..., Any]) -> Api:
+    """A fresh API with the limited tokens and the same records in accounts A and B."""
     made: Api = await api_factory(api={"tokens": TOKENS})
     for account, agent in ((A, "a1"), (B, B_SECRET)):
         reply = await made.post(

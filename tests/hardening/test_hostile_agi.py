@@ -279,7 +279,7 @@ async def test_unsolicited_or_broken_replies(
     assert router.metrics.value("protocol_errors_total") == (0 if answered else 1)
     assert router.metrics.total("sessions_total") == 2  # this one and the good one, once each
     # A peer that breaks the protocol is not an internal error: nothing answered FALLBACK.
-    assert router.metrics.value("fallbacks_total", reason="error") == 0
+    assert router.metrics.value("calls_total", reason="error") == 0
     assert_quiet(caplog, max_warnings=1)
 
 
@@ -352,7 +352,7 @@ async def test_refused_peers_cannot_fill_the_log(start_router: Any, caplog: Any)
     results = await asyncio.gather(*(raw(router.app.agi.port, wait=5) for _ in range(200)))
     assert all(r.closed_by == "server" and r.received == b"" for r in results)
     await settle(router.app.agi)
-    assert router.metrics.value("refused_total") == 200
+    assert router.metrics.value("sessions_refused_total", reason="allowlist") == 200
     refused = [r for r in caplog.records if "not in agi.allow" in r.getMessage()]
     assert len(refused) == 1
     assert_quiet(caplog, max_warnings=1)

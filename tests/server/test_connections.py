@@ -93,7 +93,7 @@ async def test_refused_peer_is_closed_at_once(start_router: Any) -> None:
     received, elapsed = await _raw(router.app.agi.port, header_block(CallSpec()))
     assert received == b""
     assert elapsed < 1.0
-    assert router.metrics.value("refused_total") == 1
+    assert router.metrics.value("sessions_refused_total", reason="allowlist") == 1
 
 
 async def test_allowlist_admits_loopback_by_default(start_router: Any) -> None:

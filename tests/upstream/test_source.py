@@ -313,7 +313,7 @@ async def test_breaker_opens_serves_stale_probes_and_closes(env: Env) -> None:
     stale = await source.by_number("CL0000", CALLER)
     assert stale is not None and stale.source == "stale"
     assert len(env.fake.requests) == asked
-    assert env.metrics.value("upstream_circuit_state") == 2
+    assert env.metrics.value("upstream_circuit_state", state="open") == 1
 
     env.mono.now += 30
     assert source.breaker.state is CircuitState.HALF_OPEN
@@ -321,7 +321,7 @@ async def test_breaker_opens_serves_stale_probes_and_closes(env: Env) -> None:
     probe = await source.by_number("CL0000", CALLER)
     assert probe is not None and probe.source == "api"
     assert source.breaker.state is CircuitState.CLOSED
-    assert env.metrics.value("upstream_circuit_state") == 0
+    assert env.metrics.value("upstream_circuit_state", state="closed") == 1
     assert len(env.fake.requests) == asked + 1
 
 

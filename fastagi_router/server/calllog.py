@@ -1,0 +1,165 @@
+"""`Answer`, what a handler decided, and `CallLog`: one log line per FastAGI call.
+
+Every call that reached its header block ends with one line on the ``fastagi_router.calls``
+logger: the call's ``agi_uniqueid`` (to join with the CDR), its account, the caller number
+(masked as ``log.caller`` says), how it was answered (status, source, reason), how the
+session ended, its round trips and its timing. Calls answered in the ordinary way log at
+INFO; calls refused for overload or naming an unknown script log at WARNING, and so do
+connections shed or that sent no header block, at most `BURST` lines a second per kind with
+a count of those left out: a flood must not turn into a flood of log lines.
+
+The line is built without the stdlib's per-record overhead that does not matter here: no
+stack walk to find the caller's source line, and when the only handler is the one
+`logutil.configure` installed, no record at all (`logutil.direct_handler`): the call path
+counts microseconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass
+
+from fastagi_router.agi import AGIRequest
+from fastagi_router.logutil import direct_handler, sanitize
+
+Variables = list[tuple[str, str]]
+
+log = logging.getLogger("fastagi_router.calls")
+
+#: Lines a second per kind of unusual session (overload, unknown script, header timeout,
+#: shed) before the rest are only counted.
+BURST = 10
+CALLER_MODES = ("full", "last4", "none")
+_LOUD_REASONS = frozenset({"overload", "unknown_script"})
+_SRC = sys.intern(__file__)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A handler's answer: the variables to set, and the words that say what they mean in
+    the metrics and the call log. ``status``, ``source`` and ``reason`` come from small
+    fixed sets (they are metric labels); ``account`` is only logged."""
+
+    variables: Variables
+    status: str
+    source: str = "none"
+    reason: str = "none"
+    account: str = ""
+
+
+class CallLog:
+    """Writes the per-call lines; ``caller`` is ``full``, ``last4`` or ``none``."""
+
+    def __init__(self, caller: str = "last4") -> None:
+        self.caller = caller
+        self._windows: dict[str, tuple[float, int, int]] = {}
+
+    def call(
+        self,
+        request: AGIRequest,
+        answer: Answer | None,
+        outcome: str,
+        round_trips: int,
+        *,
+        started: float,
+        decided: float,
+    ) -> None:
+        """Log one call that sent its header block. ``started`` and ``decided`` are
+        `time.perf_counter` readings: the header block complete, the answer known (0 when
+        there was none)."""
+        level = logging.INFO
+        if answer is not None and answer.reason in _LOUD_REASONS:
+            level = logging.WARNING
+            if not log.isEnabledFor(level) or not self._allow(answer.reason):
+                return
+        elif not log.isEnabledFor(level):
+            return
+        now = time.perf_counter()
+        fields: dict[str, object] = {
+            "uniqueid": sanitize(request.uniqueid) or "-",
+            "account": sanitize(answer.account) if answer is not None else "-",
+            "caller": self.mask(request.callerid),
+            "status": answer.status if answer is not None else "-",
+            "source": answer.source if answer is not None else "-",
+            "reason": answer.reason if answer is not None else "-",
+            "outcome": outcome,
+            "round_trips": round_trips,
+            "decide_ms": round((decided - started) * 1000, 3) if decided else None,
+            "ms": round((now - started) * 1000, 3),
+        }
+        if level == logging.WARNING and answer is not None and answer.reason == "unknown_script":
+            fields["script"] = sanitize(request.script or "", 80)  # what the dialplan must fix
+        self._emit(level, _CallLine(fields), (), fields)
+
+    def session(self, kind: str, peer: str) -> None:
+        """Log a connection that ended without a call: ``header_timeout`` or ``shed``."""
+        level = logging.INFO if kind == "header_timeout" else logging.WARNING
+        if log.isEnabledFor(level) and self._allow(kind):
+            fields: dict[str, object] = {"outcome": kind, "peer": sanitize(peer)}
+            self._emit(level, "session from %s ended: %s", (fields["peer"], kind), fields)
+
+    def mask(self, callerid: str) -> str:
+        """The caller number as ``log.caller`` allows it in a log line."""
+        if self.caller == "none" or not callerid:
+            return "-"
+        if self.caller == "last4" and len(callerid) > 4:
+            return "*" * min(len(callerid) - 4, 12) + sanitize(callerid[-4:])
+        return sanitize(callerid, 40)
+
+    def _allow(self, kind: str) -> bool:
+        """True when a line of ``kind`` may be written now (`BURST` a second)."""
+        now = time.monotonic()
+        since, written, left_out = self._windows.get(kind, (-1.0, 0, 0))
+        if now - since >= 1.0:
+            self._windows[kind] = (now, 1, 0)
+            if left_out:
+                self._emit(
+                    logging.WARNING,
+                    "%d more %s line(s) left out of the log in one second",
+                    (left_out, kind),
+                    {"left_out": left_out, "outcome": kind},
+                )
+            return True
+        if written < BURST:
+            self._windows[kind] = (since, written + 1, left_out)
+            return True
+        self._windows[kind] = (since, written, left_out + 1)
+        return False
+
+    @staticmethod
+    def _emit(
+        level: int, message: object, args: tuple[object, ...], fields: dict[str, object]
+    ) -> None:
+        handler = direct_handler(log)
+        if handler is not None:
+            # Only our handler would see the record: write its line without making it.
+            text = str(message) % args if args else str(message)
+            handler.write_line(level, log.name, text, fields)
+            return
+        # makeRecord + handle, not log.log: no walk up the stack for a source line.
+        record = log.makeRecord(log.name, level, _SRC, 0, message, args, None)
+        record.call = fields
+        log.handle(record)
+
+
+class _CallLine:
+    """The text of a per-call line, built only if a handler formats it as text (a JSON
+    formatter takes the fields themselves)."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: dict[str, object]) -> None:
+        self.fields = fields
+
+    def __str__(self) -> str:
+        f = self.fields
+        decide = f["decide_ms"]
+        return (
+            f"call {f['uniqueid']} account={f['account']} caller={f['caller']} "
+            f"status={f['status']} source={f['source']} reason={f['reason']} "
+            f"outcome={f['outcome']} round_trips={f['round_trips']} "
+            f"decide_ms={'-' if decide is None else decide} ms={f['ms']}"
+            + (f" script={f['script']}" if "script" in f else "")
+        )
