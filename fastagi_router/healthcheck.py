@@ -2,8 +2,9 @@
 
 For container and service-manager health checks: it connects to the FastAGI port (to
 127.0.0.1 or ::1 when the router listens on every interface) and, when the REST API is
-enabled, asks ``/readyz`` (the store answers). Each step has a short timeout, so that the
-check never hangs; it opens no store and starts nothing.
+enabled, asks ``/readyz`` (the store answers), over HTTPS when ``http.tls_cert`` is set.
+Each step has a short timeout, so that the check never hangs; it opens no store and
+starts nothing.
 
 The FastAGI connection is closed before any header is sent: the router counts it as a
 closed connection, not as a call.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import ssl
 from dataclasses import dataclass
 
 from fastagi_router.config import Settings, parse_hostport
@@ -55,8 +57,21 @@ def check(settings: Settings, timeout: float = 2.0) -> Health:
     if not settings.http.enabled:
         return Health(True, f"FastAGI {_show(host, port)} accepts connections")
     http_host, http_port = _target(settings.http.listen, "http.listen")
-    where = f"http://{_show(http_host, http_port)}/readyz"
-    connection = http.client.HTTPConnection(http_host, http_port, timeout=timeout)
+    connection: http.client.HTTPConnection
+    if settings.http.tls_cert:
+        # The router's own certificate, asked over loopback: it names the public host, not
+        # 127.0.0.1, and may come from a private CA. What is checked here is that the
+        # server answers, not who it is, so the certificate is not verified.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        where = f"https://{_show(http_host, http_port)}/readyz"
+        connection = http.client.HTTPSConnection(
+            http_host, http_port, timeout=timeout, context=context
+        )
+    else:
+        where = f"http://{_show(http_host, http_port)}/readyz"
+        connection = http.client.HTTPConnection(http_host, http_port, timeout=timeout)
     try:
         connection.request("GET", "/readyz")
         response = connection.getresponse()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sqlite3
@@ -65,8 +66,8 @@ def old_store(path: Path, version: int) -> None:
 # -- healthcheck --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[int, int]]:
+@contextlib.contextmanager
+def serving(tmp_path: Path, **env: str) -> Iterator[tuple[int, int]]:
     """A real `serve` process: FastAGI on every interface, the REST API on 127.0.0.1."""
     agi, http = _free_port(), _free_port()
     log = (tmp_path / "serve.log").open("wb")
@@ -76,6 +77,7 @@ def served(tmp_path: Path) -> Iterator[tuple[int, int]]:
             **_clean_env(),
             "FASTAGI_ROUTER_AGI_LISTEN": f"0.0.0.0:{agi}",
             "FASTAGI_ROUTER_HTTP_LISTEN": f"127.0.0.1:{http}",
+            **env,
         },
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -91,6 +93,12 @@ def served(tmp_path: Path) -> Iterator[tuple[int, int]]:
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[int, int]]:
+    with serving(tmp_path) as ports:
+        yield ports
 
 
 def test_healthcheck_passes_against_a_running_router(
@@ -119,6 +127,24 @@ def test_healthcheck_passes_against_a_running_router(
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"FastAGI 127.0.0.1:{agi} accepts connections\n"
+
+
+def test_healthcheck_over_https(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trustme = pytest.importorskip("trustme")
+    cert = trustme.CA().issue_cert("router.example.com")  # not the address asked
+    cert_path, key_path = tmp_path / "server.crt", tmp_path / "server.key"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    tls = {"FASTAGI_ROUTER_HTTP_TLS_CERT": str(cert_path)}
+    tls["FASTAGI_ROUTER_HTTP_TLS_KEY"] = str(key_path)
+    with serving(tmp_path, **tls) as (agi, http):
+        for name, value in tls.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("FASTAGI_ROUTER_AGI_LISTEN", f"0.0.0.0:{agi}")
+        monkeypatch.setenv("FASTAGI_ROUTER_HTTP_LISTEN", f"127.0.0.1:{http}")
+        code, out = run("healthcheck")
+    assert code == 0
+    assert out.endswith(f"; https://127.0.0.1:{http}/readyz ready\n")
 
 
 def test_healthcheck_fails_on_a_dead_port(
