@@ -28,6 +28,12 @@ ENV FASTAGI_ROUTER_DB=/var/lib/fastagi-router/router.db \
 
 EXPOSE 4573
 
+# Healthy when the FastAGI port accepts connections and, with the REST API on (the default,
+# on the container's loopback), /readyz says the store answers. The command reads the same
+# settings as the server (environment, $FASTAGI_ROUTER_CONFIG) and times out on its own.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=10s --retries=3 \
+    CMD ["fastagi-router", "healthcheck", "--timeout", "3"]
+
 # Exec form: the router is PID 1 and gets SIGTERM from `docker stop`, upon which it stops
 # taking calls and lets the calls in progress finish.
 ENTRYPOINT ["fastagi-router"]

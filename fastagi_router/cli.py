@@ -19,6 +19,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TextIO
 
 from fastagi_router import __version__, access_cli
+from fastagi_router import admin as ops
 from fastagi_router.config import Settings, load_settings, parse_hostport
 from fastagi_router.csvio import format_customers, parse_customers
 from fastagi_router.errors import (
@@ -43,6 +44,19 @@ _PAGE = 1000
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
     parser.add_argument("--db", metavar="PATH", help="SQLite store (default fastagi-router.db)")
+
+
+def _add_check_config(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    check = commands.add_parser(
+        "check-config", help="load the configuration and print it; start nothing"
+    )
+    check.add_argument("file", nargs="?", help="configuration file (same as --config FILE)")
+    check.add_argument(
+        "--example",
+        action="store_true",
+        help="print an example file: every setting at its default, with its meaning",
+    )
+    _common(check)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,8 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--port", type=int, help="router port (default: from agi.listen)")
     call.add_argument("--timeout", type=float, default=30.0, help="give up after (s)")
 
-    check = commands.add_parser("check-config", help="load the configuration and print it")
-    _common(check)
+    _add_check_config(commands)
+
+    ops.add_parsers(commands, _common)
 
     token = commands.add_parser("token", help="REST API tokens")
     token_cmds = token.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -376,14 +391,29 @@ def cmd_call(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
-    """``check-config``: load the configuration and print every setting (the TLS files of
-    the REST API are loaded too, so that a bad certificate is found before ``serve``)."""
+    """``check-config [FILE] [--example]``: load the configuration and print every setting
+    (the TLS files of the REST API are loaded too, so that a bad certificate is found before
+    ``serve``), or print the example configuration file."""
     from fastagi_router.api.server import tls_context  # noqa: PLC0415
 
+    if args.example:
+        from fastagi_router.config_example import example_config  # noqa: PLC0415
+
+        out.write(example_config())
+        return EXIT_OK
+    if args.file:
+        if args.config and args.config != args.file:
+            raise ConfigError("give the configuration file once: FILE or --config FILE")
+        args.config = args.file
     settings = _settings(args)
     tls_context(settings.http)
     print(settings, file=out)
     return EXIT_OK
+
+
+def cmd_ops(args: argparse.Namespace, out: TextIO) -> int:
+    """``healthcheck``, ``dialplan``, ``backup``, ``restore``, ``migrate``."""
+    return ops.run(args, lambda: _settings(args), out)
 
 
 def cmd_token(args: argparse.Namespace, out: TextIO) -> int:
@@ -426,6 +456,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             "call": cmd_call,
             "check-config": cmd_check_config,
             "token": cmd_token,
+            "healthcheck": cmd_ops,
+            "dialplan": cmd_ops,
+            "backup": cmd_ops,
+            "restore": cmd_ops,
+            "migrate": cmd_ops,
         }[args.command]
         return handler(args, stream)
     except (ConfigError, ValidationError) as exc:

@@ -33,7 +33,7 @@ ENV_PREFIX = "FASTAGI_ROUTER_"
 _ENV_NOT_SETTINGS = frozenset({"FASTAGI_ROUTER_CONFIG"})
 #: Settings that hold a secret in clear: read from the environment only, never from a file
 #: or the command line (where they would be stored or shown).
-_ENV_ONLY = frozenset({"api.token"})
+ENV_ONLY = frozenset({"api.token"})
 DEFAULT_DB = "fastagi-router.db"
 
 
@@ -55,6 +55,7 @@ def _positive(name: str, value: int) -> None:
 class AGISettings:
     """The FastAGI listener and its limits."""
 
+    #: FastAGI address, HOST:PORT (``[v6]:PORT`` for IPv6).
     listen: str = "127.0.0.1:4573"
     #: Peers allowed to connect, as CIDR networks; anything else is closed at once.
     allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
@@ -69,6 +70,7 @@ class AGISettings:
     prompt_timeout_ms: int = 60000
     #: After a deadline or an error, how long to wait for a reply still outstanding.
     reply_grace_ms: int = 1000
+    #: Largest header block a call may send.
     max_header_bytes: int = 65536
 
     def __post_init__(self) -> None:
@@ -97,10 +99,15 @@ class PromptSettings:
     (e.g. ``custom/enter-customer-code``) for production.
     """
 
+    #: Sound asking for the code.
     file: str = "agent-pass"
+    #: Sound after a wrong or empty code.
     invalid_file: str = "auth-incorrect"
+    #: Digits per attempt.
     max_digits: int = 8
+    #: GET DATA timeout per attempt.
     timeout_ms: int = 5000
+    #: Attempts; 0 never prompts.
     attempts: int = 3
     #: Fewer digits than this is a wrong attempt, and is not looked up: a short code space
     #: is what brute force over DTMF works through first.
@@ -131,8 +138,12 @@ class CodesSettings:
     one more attempt every ``window_s / max_failures_*`` seconds. ``0`` turns a limit off.
     """
 
+    #: Wrong codes that lock the prompt for a caller number; 0: no limit.
     max_failures_per_number: int = 10
+    #: Wrong codes that lock the prompt for an account (withheld callers count here only);
+    #: 0: no limit.
     max_failures_per_account: int = 100
+    #: The counts drain to zero over this many seconds.
     window_s: int = 900
 
     def __post_init__(self) -> None:
@@ -164,11 +175,15 @@ class UpstreamSettings:
     account: str = ""
     #: Number dialled (``agi_extension``) -> account, for calls whose AGI URL names no account.
     accounts: dict[str, str] = field(default_factory=dict)
+    #: Query parameter carrying the caller number.
     number_param: str = "number"
+    #: Query parameter carrying a typed code.
     code_param: str = "code"
     #: ``international`` (``0033...``), ``e164`` (``+33...``) or ``national`` (``01...``).
     number_format: str = "international"
+    #: Answer field saying the caller is VIP.
     vip_field: str = "vip"
+    #: Answer field saying the caller has an on-call contract.
     oncall_field: str = "astreinte"
     #: Longest wait for one request; a call waits no longer than its deadline allows.
     timeout_ms: int = 1000
@@ -176,10 +191,15 @@ class UpstreamSettings:
     margin_ms: int = 100
     #: Connections to the API at once (the pool); more requests queue within their timeout.
     max_connections: int = 20
+    #: Age up to which a cached answer is used without asking the API.
     fresh_ttl_s: int = 300
+    #: Age up to which a cached answer is used at once while one background request refreshes it.
     stale_ttl_s: int = 3600
+    #: How long a "not found" answer is cached.
     negative_ttl_s: int = 60
+    #: Oldest answer served (``SOURCE=stale``) when the API fails or is too slow.
     max_stale_s: int = 86400
+    #: Cache size; the least recently fetched entries go first.
     cache_max_entries: int = 100000
     #: Consecutive failures that open the circuit breaker.
     breaker_failures: int = 5
@@ -260,6 +280,7 @@ class HTTPSettings:
 
     #: Serve the REST API at all.
     enabled: bool = True
+    #: REST API (and ``/metrics``, ``/readyz``) address, HOST:PORT.
     listen: str = "127.0.0.1:8080"
     #: Largest JSON request body; larger bodies get 413.
     max_body_bytes: int = 65536
@@ -270,6 +291,7 @@ class HTTPSettings:
     #: PEM certificate (chain) and private key: with both, the API is served over HTTPS
     #: (TLS 1.2 or later); files are read at start-up, and again on SIGHUP.
     tls_cert: str = ""
+    #: The private key for ``tls_cert`` (PEM); keep the file readable by the router only.
     tls_key: str = ""
 
     def __post_init__(self) -> None:
@@ -306,7 +328,9 @@ class APISettings:
     (``FASTAGI_ROUTER_API_TOKEN``) and replaced by its hash as soon as it is loaded.
     """
 
+    #: One token in clear, write access to every account; kept as its hash.
     token: str = ""
+    #: Token entries ``sha256:<hex> [accounts=A+B|*] [read|write] [name=LABEL]``.
     tokens: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -350,19 +374,25 @@ class AMISettings:
     nothing; routing never depends on it.
     """
 
+    #: Asterisk Manager host; empty: no Manager connection, nothing learned.
     host: str = ""
+    #: Asterisk Manager port.
     port: int = 5038
+    #: manager.conf user (required with ``host``).
     username: str = ""
     #: Kept out of ``repr`` so that ``check-config`` and logs never print it.
     secret: str = field(default="", repr=False)
+    #: Time to connect, and for the login to be answered.
     connect_timeout_ms: int = 5000
     #: How often the link is probed with a Ping, and how long the answer may take before the
     #: link is declared dead (a peer that vanished without a FIN answers nothing).
     ping_interval_ms: int = 10000
+    #: No answer to a Ping within this: the link is dropped and reopened.
     ping_timeout_ms: int = 5000
     #: Reconnection delays double from ``backoff_initial_ms`` up to ``backoff_max_ms``, each
     #: drawn at random between half and all of its value; a refused login waits the maximum.
     backoff_initial_ms: int = 500
+    #: Longest reconnection delay; a refused login waits this long.
     backoff_max_ms: int = 60000
 
     def __post_init__(self) -> None:
@@ -451,6 +481,7 @@ class LearningSettings:
 class AvailabilitySettings:
     """The check of the sticky agent's state before a call is sent to it (one round trip)."""
 
+    #: Check the sticky agent's state before sending the call to it.
     enabled: bool = False
     #: ``{agent}`` is replaced by the extension. A device (``PJSIP/{agent}``) is asked through
     #: ``${DEVICE_STATE(...)}``; a template holding ``${`` is sent as written, e.g.
@@ -518,6 +549,7 @@ class LogSettings:
 class Settings:
     """Everything the router reads at start-up."""
 
+    #: The SQLite store (created, and migrated, at start-up).
     db: str = DEFAULT_DB
     #: Region (ISO 3166) for numbers written without a country code.
     default_region: str = "VN"
@@ -716,7 +748,7 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
         from_file = _flatten_toml(data, known, path)
-        secret = next(iter(sorted(_ENV_ONLY & from_file.keys())), None)
+        secret = next(iter(sorted(ENV_ONLY & from_file.keys())), None)
         if secret is not None:
             raise ConfigError(
                 f"{secret} ({path}): a token in clear is read from the environment only "
@@ -732,7 +764,7 @@ def load_settings(
             raise ConfigError(f"unknown setting in the environment: {key}")
         values[dotted] = _from_text(dotted, known[dotted], text, key)
     for dotted, text in (overrides or {}).items():
-        if dotted not in known or dotted in _ENV_ONLY:
+        if dotted not in known or dotted in ENV_ONLY:
             raise ConfigError(f"unknown setting {dotted!r}")
         values[dotted] = _from_text(dotted, known[dotted], text, "command line")
     settings: Settings = _build(Settings, values)

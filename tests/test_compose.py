@@ -9,12 +9,15 @@ configuration loader.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fastagi_router.api.middleware import PUBLIC
+from fastagi_router.cli import build_parser
 from fastagi_router.config import env_name, load_settings, parse_hostport, setting_names
 
 REPO = Path(__file__).resolve().parents[1]
@@ -266,6 +269,9 @@ def test_yaml_reader_agrees_with_pyyaml(compose: dict[str, Any]) -> None:
 
 def test_both_services_exist(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) >= {"router", "asterisk"}
+    # Those two start with a plain `docker compose up`.
+    for name in ("router", "asterisk"):
+        assert "profiles" not in service(compose, name)
 
 
 def test_relative_volume_sources_exist(compose: dict[str, Any]) -> None:
@@ -339,14 +345,38 @@ def test_router_allows_the_compose_network(compose: dict[str, Any]) -> None:
             ), f"agi.allow {allowed} does not cover {subnet}"
 
 
-def test_router_health_check_connects_to_the_agi_port(compose: dict[str, Any]) -> None:
-    test = service(compose, "router")["healthcheck"]["test"]
-    assert test[:3] == ["CMD", "python", "-c"]
-    compile(test[3], "<healthcheck>", "exec")
-    assert f"('127.0.0.1', {AGI_PORT})" in test[3]
+def _runs_healthcheck(argv: list[str]) -> None:
+    """``argv`` is the image's command line for ``fastagi-router healthcheck``."""
+    assert argv[:2] == ["fastagi-router", "healthcheck"], argv
+    args = build_parser().parse_args(argv[1:])  # a real command with real options
+    assert args.command == "healthcheck" and args.timeout <= 5
+
+
+def test_router_health_check_runs_the_healthcheck_command(compose: dict[str, Any]) -> None:
+    check = service(compose, "router")["healthcheck"]
+    assert check["test"][0] == "CMD"
+    _runs_healthcheck(check["test"][1:])
+    # The command's own timeout is within the time Docker gives it.
+    timeout = float(check["test"][check["test"].index("--timeout") + 1])
+    assert 2 * timeout < float(check["timeout"].removesuffix("s"))
     # The check's own connection must not be refused (and logged) by agi.allow.
     allowed = load_settings(environ=environment(service(compose, "router"))).agi.networks
     assert any(ipaddress.ip_address("127.0.0.1") in net for net in allowed)
+
+
+def test_dockerfile_health_check_and_user() -> None:
+    text = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    joined = text.replace("\\\n", " ")
+    (line,) = re.findall(r"^HEALTHCHECK (.+)$", joined, re.M)
+    options = dict(re.findall(r"--([a-z-]+)=(\S+)", line))
+    assert set(options) <= {"interval", "timeout", "start-period", "retries"}
+    argv = json.loads(line.split(" CMD ", 1)[1])  # exec form: no shell in between
+    _runs_healthcheck(argv)
+    assert 2 * float(argv[argv.index("--timeout") + 1]) < float(options["timeout"][:-1])
+    # The server runs as an unprivileged user, set before the entry point.
+    users = re.findall(r"^USER (\S+)$", text, re.M)
+    assert users and users[-1] not in ("root", "0")
+    assert text.index("USER ") < text.index("ENTRYPOINT")
 
 
 def test_agi_port_is_not_published(compose: dict[str, Any]) -> None:
@@ -426,3 +456,60 @@ def test_manager_conf_exports_the_account() -> None:
     match = re.search(r"^channelvars\s*=\s*(.+)$", general, re.M)
     assert match and "SR_ACCOUNT" in [v.strip() for v in match.group(1).split(",")]
     assert not re.search(r"^\s*secret\s*=", text, re.M), "no live secret in the repository"
+
+
+# -- Prometheus (monitoring profile) ------------------------------------------------------
+
+PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
+
+
+def test_prometheus_is_optional_and_pinned(compose: dict[str, Any]) -> None:
+    prometheus = service(compose, "prometheus")
+    assert prometheus["profiles"] == ["monitoring"]
+    image = prometheus["image"]
+    assert re.fullmatch(r"prom/prometheus:v\d+\.\d+\.\d+", image), f"{image}: pin a version"
+    assert "smartrouting" in prometheus["networks"]
+
+
+def test_prometheus_ui_is_published_on_loopback_only(compose: dict[str, Any]) -> None:
+    for item in service(compose, "prometheus").get("ports") or []:
+        assert str(item).startswith("127.0.0.1:"), item
+
+
+def _prometheus_config(compose: dict[str, Any]) -> dict[str, Any]:
+    mounts = {t: s for s, t, _m in bind_mounts(service(compose, "prometheus"))}
+    source = REPO / mounts[PROMETHEUS_CONFIG]
+    assert source.is_file(), source
+    config = parse_yaml_subset(source.read_text(encoding="utf-8"))
+    assert isinstance(config, dict)
+    return config
+
+
+def test_prometheus_config_agrees_with_pyyaml(compose: dict[str, Any]) -> None:
+    yaml = pytest.importorskip("yaml")
+    text = (REPO / "deploy/prometheus/prometheus.yml").read_text(encoding="utf-8")
+    assert _normalise(yaml.safe_load(text)) == _prometheus_config(compose)
+
+
+def test_prometheus_scrapes_the_router_metrics(compose: dict[str, Any]) -> None:
+    (job,) = _prometheus_config(compose)["scrape_configs"]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    assert job.get("scheme", "http") == "http"
+    targets = [t for group in job["static_configs"] for t in group["targets"]]
+    router = service(compose, "router")
+    settings = load_settings(environ=environment(router))
+    assert settings.http.enabled
+    host, port = parse_hostport(settings.http.listen, "http.listen")
+    # The router listens beyond its loopback, on the port Prometheus asks.
+    assert host in ("0.0.0.0", "::")
+    assert targets == [f"router:{port}"]
+    assert str(port) in [str(p) for p in router.get("expose", [])]
+    # ... and only on the compose network: the REST API is not published on the host.
+    for spec, _proto in published_ports(router):
+        assert not covers(spec, port)
+    for name in service(compose, "prometheus")["networks"]:
+        assert name in router["networks"]
+
+
+def test_metrics_path_is_served_without_a_token() -> None:
+    assert "/metrics" in PUBLIC
