@@ -4,7 +4,8 @@ The README's shell blocks (```` ```sh ````) are read top to bottom; each line th
 `fastagi-router` is run with bash in one scratch directory, so that the store a command
 writes is the store the next one reads. A line must exit 0 unless it ends with a comment
 ``# exit N``. ``serve`` is started in the background on free ports (the README's 4573 and
-8080 are replaced by them) and stopped when the next ``serve`` starts or at the end.
+8080 are replaced by them) and stopped when the next ``serve`` starts, before a line whose
+comment says it runs ``with the router stopped``, and at the end.
 
 Console blocks (```` ```console ````) show a command after ``$ `` and what it prints: the
 command is run the same way and its output must be what the README shows, durations
@@ -177,6 +178,8 @@ def test_every_readme_command_runs(tmp_path: Path) -> None:
             text = command.text.replace(".venv/bin/", "")
             text = text.replace(":4573", f":{agi}").replace(":8080", f":{http}")
             text = text.split(" #")[0].strip()
+            if "with the router stopped" in command.text:
+                stop()
             if command.serves:
                 stop()
                 text = text.rstrip("&").strip()
