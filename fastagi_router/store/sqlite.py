@@ -26,6 +26,7 @@ from fastagi_router.errors import ConflictError, StoreError
 from fastagi_router.model import DEFAULT_ACCOUNT, Customer, NumberMatch, Route
 from fastagi_router.store.base import LearnOutcome, Page
 from fastagi_router.store.schema import LATEST_VERSION, MIGRATIONS
+from fastagi_router.store.walindex import WalIndexWatch
 
 _ROUTE_COLUMNS = (
     "id, account, phone_number, number_key, agent, description, origin, "
@@ -153,11 +154,13 @@ class SQLiteStore:
         fast: sqlite3.Connection | None = None,
         *,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        wal_watch: WalIndexWatch | None = None,
     ):
         self.path = path
         self._reader = reader
         self._writer = writer
         self._fast = fast
+        self._wal_watch = wal_watch
         self._write_lock = asyncio.Lock()
         self._busy_timeout_ms = busy_timeout_ms
         self._fast_resume_at = 0.0
@@ -197,10 +200,12 @@ class SQLiteStore:
                 await writer.close()
                 raise
             fast = _fast_connection(path) if fast_reads else None
-        return cls(path, reader, writer, fast, busy_timeout_ms=busy_timeout_ms)
+            watch = _wal_watch(fast) if fast is not None else None
+        return cls(path, reader, writer, fast, busy_timeout_ms=busy_timeout_ms, wal_watch=watch)
 
     async def close(self) -> None:
         """Close every connection."""
+        self._wal_watch = None
         if self._fast is not None:
             self._fast.close()
             self._fast = None
@@ -600,6 +605,15 @@ class SQLiteStore:
                     await self._rollback()
         return ConflictError("a phone number or code belongs to two customers")
 
+    def change_token_now(self) -> object | None:
+        """See `Store.change_token_now`: the WAL-index header read from the ``-shm`` file
+        (one ``pread``, see `WalIndexWatch`); ``PRAGMA data_version`` on the loop-thread
+        connection when the file is not in WAL mode or its ``-shm`` cannot be read; None
+        when in doubt."""
+        if self._wal_watch is not None:
+            return self._wal_watch.token()
+        return self.data_version_now()
+
     def data_version_now(self) -> int | None:
         """`data_version` read synchronously on the loop-thread connection; None when there
         is no such connection, SQLite is busy or loop-thread reads are paused (the caller
@@ -629,6 +643,18 @@ def _fast_connection(path: str) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout = 0")
     conn.execute("PRAGMA query_only = 1")
     return conn
+
+
+def _wal_watch(fast: sqlite3.Connection) -> WalIndexWatch | None:
+    """A watch on the WAL-index of the file ``fast`` reads, or None when the file is not in
+    WAL mode (another journal mode has no WAL-index to watch)."""
+    mode = fast.execute("PRAGMA journal_mode").fetchone()[0]
+    if str(mode).lower() != "wal":
+        log.warning("store: journal mode is %s, not WAL; changes are checked by PRAGMA", mode)
+        return None
+    # The name SQLite opened (symbolic links resolved), whose "-shm" it uses.
+    name = next(row[2] for row in fast.execute("PRAGMA database_list") if row[1] == "main")
+    return WalIndexWatch.open(name) if name else None
 
 
 async def _configure(conn: aiosqlite.Connection, busy_timeout_ms: int) -> None:
