@@ -192,15 +192,16 @@ class SQLiteStore:
             writer = await aiosqlite.connect(path, isolation_level=None)
             try:
                 await _configure(writer, busy_timeout_ms)
-                await writer.execute("PRAGMA journal_mode = WAL")
+                modes = list(await writer.execute_fetchall("PRAGMA journal_mode = WAL"))
                 await _migrate(writer, path)
+                names = list(await writer.execute_fetchall("PRAGMA database_list"))
                 reader = await aiosqlite.connect(path, isolation_level=None)
                 await _configure(reader, busy_timeout_ms)
             except BaseException:
                 await writer.close()
                 raise
             fast = _fast_connection(path) if fast_reads else None
-            watch = _wal_watch(fast) if fast is not None else None
+            watch = _wal_watch(str(modes[0][0]), names) if fast is not None else None
         return cls(path, reader, writer, fast, busy_timeout_ms=busy_timeout_ms, wal_watch=watch)
 
     async def close(self) -> None:
@@ -645,15 +646,15 @@ def _fast_connection(path: str) -> sqlite3.Connection:
     return conn
 
 
-def _wal_watch(fast: sqlite3.Connection) -> WalIndexWatch | None:
-    """A watch on the WAL-index of the file ``fast`` reads, or None when the file is not in
-    WAL mode (another journal mode has no WAL-index to watch)."""
-    mode = fast.execute("PRAGMA journal_mode").fetchone()[0]
-    if str(mode).lower() != "wal":
+def _wal_watch(mode: str, databases: Iterable[Sequence[Any]]) -> WalIndexWatch | None:
+    """A watch on the WAL-index of the main database (``databases``: the rows of ``PRAGMA
+    database_list``), or None when its journal ``mode`` is not WAL: another journal mode has
+    no WAL-index, and the hot layer then checks ``PRAGMA data_version``."""
+    if mode.lower() != "wal":
         log.warning("store: journal mode is %s, not WAL; changes are checked by PRAGMA", mode)
         return None
     # The name SQLite opened (symbolic links resolved), whose "-shm" it uses.
-    name = next(row[2] for row in fast.execute("PRAGMA database_list") if row[1] == "main")
+    name = next((str(row[2]) for row in databases if row[1] == "main"), "")
     return WalIndexWatch.open(name) if name else None
 
 
