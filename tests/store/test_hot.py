@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from fastagi_router.model import Customer
 from fastagi_router.store import SQLiteStore
 from fastagi_router.store.hot import HotStore
+from tests.fakes.locker import Locker
 
 
 class Clock:
@@ -238,3 +240,17 @@ async def test_a_deleted_shm_stops_answers_from_memory(tmp_path: Path) -> None:
         await agent_of(hot)
         assert hot.hits == hits and len(hot) == 0
         assert inner.change_token_now() is None
+
+
+async def test_hot_callers_are_answered_while_another_process_holds_the_read_locks(
+    tmp_path: Path,
+) -> None:
+    # Every SQLite read then retries inside for about 10 s; the change check does not go
+    # through SQLite, so a number in memory is answered at once.
+    path = tmp_path / "h.db"
+    async with hot_on(path) as (_, hot):
+        hits = hot.hits
+        async with Locker(path, "readers"):
+            started = time.monotonic()
+            assert await agent_of(hot) == "100"
+            assert time.monotonic() - started < 1.0 and hot.hits == hits + 1
