@@ -260,7 +260,8 @@ class StoreSettings:
     #: aiosqlite's thread; a busy database falls back to the thread, never blocks the loop.
     fast_reads: bool = True
     #: Numbers answered from memory (0 turns the layer off). Dropped whole whenever the
-    #: store changes (PRAGMA data_version), so a change applies to the very next call.
+    #: store may have changed (the WAL-index header of the ``-shm`` file, or PRAGMA
+    #: data_version), so a change applies to the very next call.
     hot_numbers: int = 20000
     #: Longest time a number is answered from memory without reading the store again.
     hot_max_age_s: float = 30.0

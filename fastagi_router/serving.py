@@ -13,8 +13,9 @@ Prometheus reads as a counter reset). A worker that dies is restarted with a gro
 
 What every worker keeps to itself: the hot-number layer, the fast-path decisions, the
 upstream single-flight and circuit breaker, and the code-attempt limits. What they share:
-the store (a change applies to the very next call in every worker: each checks
-``PRAGMA data_version`` before answering from memory) and the upstream cache table.
+the store (a change applies to the very next call in every worker: each reads the
+WAL-index header of the ``-shm`` file before answering from memory) and the upstream cache
+table.
 
 Signals: SIGTERM and SIGINT stop accepting, let calls in progress finish (up to their
 deadline), then exit. SIGHUP reloads the configuration (file, environment, flags) and

@@ -227,6 +227,14 @@ class Store(Protocol):
         """Return the audit entries matching ``query``, newest first."""
         ...
 
+    def change_token_now(self) -> object | None:
+        """Return, without waiting, a value that differs from the one returned before
+        whenever anything may have been committed since by any process (false positives are
+        allowed, false negatives never), or None when the store cannot tell now. A cache in
+        front of the store compares it before every answer. SQLite in WAL mode reads the
+        WAL-index header (one ``pread``); a store that has no cheap signal returns None."""
+        ...
+
     async def data_version(self) -> int:
         """Return a number that changes whenever any process commits a change to the store."""
         ...

@@ -33,6 +33,7 @@ from fastagi_router.model import (
 from fastagi_router.store import audit, erasure
 from fastagi_router.store.base import AuditQuery, Erasure, LearnOutcome, Page
 from fastagi_router.store.schema import LATEST_VERSION, MIGRATIONS
+from fastagi_router.store.walindex import WalIndexWatch
 
 _ROUTE_COLUMNS = (
     "id, account, phone_number, number_key, agent, description, origin, "
@@ -158,11 +159,13 @@ class SQLiteStore:
         fast: sqlite3.Connection | None = None,
         *,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        wal_watch: WalIndexWatch | None = None,
     ):
         self.path = path
         self._reader = reader
         self._writer = writer
         self._fast = fast
+        self._wal_watch = wal_watch
         self._write_lock = asyncio.Lock()
         self._busy_timeout_ms = busy_timeout_ms
         self._fast_resume_at = 0.0
@@ -194,18 +197,21 @@ class SQLiteStore:
             writer = await aiosqlite.connect(path, isolation_level=None)
             try:
                 await _configure(writer, busy_timeout_ms)
-                await writer.execute("PRAGMA journal_mode = WAL")
+                modes = list(await writer.execute_fetchall("PRAGMA journal_mode = WAL"))
                 await _migrate(writer, path)
+                names = list(await writer.execute_fetchall("PRAGMA database_list"))
                 reader = await aiosqlite.connect(path, isolation_level=None)
                 await _configure(reader, busy_timeout_ms)
             except BaseException:
                 await writer.close()
                 raise
             fast = _fast_connection(path) if fast_reads else None
-        return cls(path, reader, writer, fast, busy_timeout_ms=busy_timeout_ms)
+            watch = _wal_watch(str(modes[0][0]), names) if fast is not None else None
+        return cls(path, reader, writer, fast, busy_timeout_ms=busy_timeout_ms, wal_watch=watch)
 
     async def close(self) -> None:
         """Close every connection."""
+        self._wal_watch = None
         if self._fast is not None:
             self._fast.close()
             self._fast = None
@@ -733,6 +739,15 @@ class SQLiteStore:
         )
         return Page(items=[audit.entry(r) for r in rows], total=total[0][0])
 
+    def change_token_now(self) -> object | None:
+        """See `Store.change_token_now`: the WAL-index header read from the ``-shm`` file
+        (one ``pread``, see `WalIndexWatch`); ``PRAGMA data_version`` on the loop-thread
+        connection when the file is not in WAL mode or its ``-shm`` cannot be read; None
+        when in doubt."""
+        if self._wal_watch is not None:
+            return self._wal_watch.token()
+        return self.data_version_now()
+
     def data_version_now(self) -> int | None:
         """`data_version` read synchronously on the loop-thread connection; None when there
         is no such connection, SQLite is busy or loop-thread reads are paused (the caller
@@ -762,6 +777,18 @@ def _fast_connection(path: str) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout = 0")
     conn.execute("PRAGMA query_only = 1")
     return conn
+
+
+def _wal_watch(mode: str, databases: Iterable[Sequence[Any]]) -> WalIndexWatch | None:
+    """A watch on the WAL-index of the main database (``databases``: the rows of ``PRAGMA
+    database_list``), or None when its journal ``mode`` is not WAL: another journal mode has
+    no WAL-index, and the hot layer then checks ``PRAGMA data_version``."""
+    if mode.lower() != "wal":
+        log.warning("store: journal mode is %s, not WAL; changes are checked by PRAGMA", mode)
+        return None
+    # The name SQLite opened (symbolic links resolved), whose "-shm" it uses.
+    name = next((str(row[2]) for row in databases if row[1] == "main"), "")
+    return WalIndexWatch.open(name) if name else None
 
 
 async def _configure(conn: aiosqlite.Connection, busy_timeout_ms: int) -> None:
