@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 import typing
+from typing import cast
 
 if typing.TYPE_CHECKING:
     from fastagi_router.config import LogSettings
@@ -31,6 +32,7 @@ def sanitize(value: object, limit: int = _LIMIT) -> str:
     return text.encode("unicode_escape", errors="backslashreplace").decode("ascii")
 
 
+_LEVELS = {level: logging.getLevelName(level) for level in (10, 20, 30, 40, 50)}
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: How often buffered log lines are written out at the latest.
 FLUSH_INTERVAL = 0.2
@@ -47,6 +49,10 @@ class TextFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         """Return ``YYYY-MM-DD HH:MM:SS,mmm`` in local time."""
         return self._time(record.created)
+
+    def stamp(self, created: float) -> str:
+        """``YYYY-MM-DD HH:MM:SS,mmm`` in local time, as `formatTime` gives it."""
+        return self._time(created)
 
     def _time(self, created: float) -> str:
         second = int(created)
@@ -133,6 +139,22 @@ class BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 self.stream.flush()
         except Exception:
             self.handleError(record)
+
+    @property
+    def writes_text(self) -> bool:
+        """Whether lines are formatted as text (`TextFormatter`), not JSON."""
+        return type(self.formatter) is TextFormatter
+
+    def write_text(self, level: int, name: str, message: str) -> None:
+        """`write_line` for a text handler (`writes_text`), without fields."""
+        if level < self.level:
+            return
+        formatter = cast(TextFormatter, self.formatter)
+        text = f"{formatter.stamp(time.time())} {_LEVELS[level]} {name}: {message}\n"
+        with self.lock:  # type: ignore[union-attr]
+            self.stream.write(text)
+            if level >= logging.WARNING:
+                self.stream.flush()
 
     def write_line(self, level: int, name: str, message: str, fields: dict[str, object]) -> None:
         """Write what a record of ``level`` from logger ``name`` would give, without making

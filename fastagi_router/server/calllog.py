@@ -77,21 +77,44 @@ class CallLog:
         elif not log.isEnabledFor(level):
             return
         now = time.perf_counter()
+        uniqueid = _clean(request.uniqueid) or "-"
+        caller = self.mask(request.callerid)
+        if answer is None:
+            account = status = source = reason = "-"
+        else:
+            account = _clean(answer.account)
+            status, source, reason = answer.status, answer.source, answer.reason
+        decide_ms = _ms(decided - started) if decided else None
+        ms = _ms(now - started)
+        text = (
+            f"call {uniqueid} account={account} caller={caller} status={status} "
+            f"source={source} reason={reason} outcome={outcome} round_trips={round_trips} "
+            f"decide_ms={'-' if decide_ms is None else decide_ms} ms={ms}"
+        )
+        script = None
+        if level == logging.WARNING and reason == "unknown_script":
+            script = sanitize(request.script or "", 80)  # what the dialplan must fix
+            text += f" script={script}"
+        handler = direct_handler(log)
+        if handler is not None and handler.writes_text:
+            # Only our text handler would see it: the line is all there is to write.
+            handler.write_text(level, log.name, text)
+            return
         fields: dict[str, object] = {
-            "uniqueid": sanitize(request.uniqueid) or "-",
-            "account": sanitize(answer.account) if answer is not None else "-",
-            "caller": self.mask(request.callerid),
-            "status": answer.status if answer is not None else "-",
-            "source": answer.source if answer is not None else "-",
-            "reason": answer.reason if answer is not None else "-",
+            "uniqueid": uniqueid,
+            "account": account,
+            "caller": caller,
+            "status": status,
+            "source": source,
+            "reason": reason,
             "outcome": outcome,
             "round_trips": round_trips,
-            "decide_ms": round((decided - started) * 1000, 3) if decided else None,
-            "ms": round((now - started) * 1000, 3),
+            "decide_ms": decide_ms,
+            "ms": ms,
         }
-        if level == logging.WARNING and answer is not None and answer.reason == "unknown_script":
-            fields["script"] = sanitize(request.script or "", 80)  # what the dialplan must fix
-        self._emit(level, _CallLine(fields), (), fields)
+        if script is not None:
+            fields["script"] = script
+        self._emit(level, text, (), fields)
 
     def session(self, kind: str, peer: str) -> None:
         """Log a connection that ended without a call: ``header_timeout`` or ``shed``."""
@@ -144,22 +167,11 @@ class CallLog:
         log.handle(record)
 
 
-class _CallLine:
-    """The text of a per-call line, built only if a handler formats it as text (a JSON
-    formatter takes the fields themselves)."""
+def _clean(value: str) -> str:
+    """`sanitize`, skipped for the usual short printable value (a call-path saving)."""
+    return value if len(value) <= 120 and value.isprintable() else sanitize(value)
 
-    __slots__ = ("fields",)
 
-    def __init__(self, fields: dict[str, object]) -> None:
-        self.fields = fields
-
-    def __str__(self) -> str:
-        f = self.fields
-        decide = f["decide_ms"]
-        return (
-            f"call {f['uniqueid']} account={f['account']} caller={f['caller']} "
-            f"status={f['status']} source={f['source']} reason={f['reason']} "
-            f"outcome={f['outcome']} round_trips={f['round_trips']} "
-            f"decide_ms={'-' if decide is None else decide} ms={f['ms']}"
-            + (f" script={f['script']}" if "script" in f else "")
-        )
+def _ms(seconds: float) -> float:
+    """Seconds as milliseconds, rounded to the microsecond, as the JSON line holds them."""
+    return round(seconds * 1000, 3)
