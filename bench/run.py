@@ -256,6 +256,12 @@ def contenders(db_dir: Path) -> list[Contender]:
         ),
         Contender("threads", [py, "-m", "bench.baselines", "threads", "{port}"], script="bench"),
         Contender("router-agent", [*router, "--db", small], env=quiet),
+        # The defaults as shipped: the per-call INFO line written to the log (a file here).
+        Contender(
+            "router-agent-logged",
+            [*router, "--db", small],
+            env={"FASTAGI_ROUTER_HTTP_ENABLED": "0"},
+        ),
         Contender("router-customer", [*router, "--db", small], callerid="0899990977", env=quiet),
         Contender(
             "router-code", [*router, "--db", small], callerid="anonymous", dtmf=["1234"], env=quiet
