@@ -10,7 +10,8 @@ comment says it runs ``with the router stopped``, and at the end.
 Console blocks (```` ```console ````) show a command after ``$ `` and what it prints: the
 command is run the same way and its output must be what the README shows, durations
 aside. A ```` ```csv customers.csv ```` block is written to the file it names before the
-commands run, so that examples can import it.
+commands run, so that examples can import it. Commands that need root, systemd or the
+compose containers are shown in text blocks: those are read by the command's parser.
 """
 
 from __future__ import annotations
@@ -213,3 +214,31 @@ def test_every_readme_command_runs(tmp_path: Path) -> None:
                 ), f"{where} printed:\n{done.stdout}"
     finally:
         stop()
+
+
+#: Where a README command cannot run in a test: inside the compose containers, or as root
+#: on a host with systemd (the paths of the systemd installation).
+SYSTEM_ONLY = ("docker compose ", "/opt/fastagi-router/bin/fastagi-router")
+INVOCATION = re.compile(r"(?:^|[\s/])fastagi-router ([a-z][a-z-]*(?: [^|#\\]*)?)")
+
+
+def test_readme_commands_that_cannot_run_here_still_parse() -> None:
+    """Commands shown outside shell blocks are system steps (compose, systemd); each is
+    still read by the command's own parser, so a renamed command or option shows here."""
+    from fastagi_router.cli import build_parser  # noqa: PLC0415
+
+    parser = build_parser()
+    checked = 0
+    for info, first, lines in _blocks(README.read_text()):
+        if info.split(" ")[0] in ("sh", "console"):
+            continue
+        for number, line in _joined(lines, first):
+            found = INVOCATION.search(line)
+            if found is None or line.lstrip().startswith(("#", ";", "-", "tls_")):
+                continue
+            assert any(marker in line for marker in SYSTEM_ONLY), (
+                f"README.md:{number}: a fastagi-router command outside a sh block: {line}"
+            )
+            parser.parse_args(shlex.split(found.group(1)))
+            checked += 1
+    assert checked >= 4
