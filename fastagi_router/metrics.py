@@ -295,20 +295,18 @@ class MetricsCollector:
             kind, text = help_[name]
             if kind in ("counter", "gauge", "histogram"):
                 yield Metric(prefix + name, text, kind)
-        for name in sorted(merged["counters"]):
-            rows = merged["counters"][name]
-            names = _label_names(rows)
-            family = CounterMetricFamily(prefix + name, help_.get(name, ("", ""))[1], labels=names)
-            for key, value in sorted(rows.items()):
-                family.add_metric(_values(key, names), value)
-            yield family
-        for name in sorted(merged["gauges"]):
-            rows = merged["gauges"][name]
-            names = _label_names(rows)
-            gauge = GaugeMetricFamily(prefix + name, help_.get(name, ("", ""))[1], labels=names)
-            for key, value in sorted(rows.items()):
-                gauge.add_metric(_values(key, names), value)
-            yield gauge
+        families: tuple[tuple[str, type[CounterMetricFamily | GaugeMetricFamily]], ...] = (
+            ("counters", CounterMetricFamily),
+            ("gauges", GaugeMetricFamily),
+        )
+        for kind, family_type in families:
+            for name in sorted(merged[kind]):
+                rows = merged[kind][name]
+                names = _label_names(rows)
+                family = family_type(prefix + name, help_.get(name, ("", ""))[1], labels=names)
+                for key, value in sorted(rows.items()):
+                    family.add_metric(_values(key, names), value)
+                yield family
         for name in sorted(merged["histograms"]):
             bounds, series = merged["histograms"][name]
             names = _label_names(series)

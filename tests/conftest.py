@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from fastagi_router.api.tokens import digest
 from fastagi_router.app import Application
+from fastagi_router.cli import main as cli_main
 from fastagi_router.config import (
     AGISettings,
     APISettings,
@@ -86,3 +88,10 @@ async def start_router(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     yield start
     for app in started:
         await app.stop(grace=1.0)
+
+
+def run_cli(*argv: str) -> tuple[int, str]:
+    """Run ``fastagi-router ARGV`` in this process: (exit code, what it printed)."""
+    out = io.StringIO()
+    code = cli_main(list(argv), out=out)
+    return code, out.getvalue()

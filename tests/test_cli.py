@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import socket
 import sqlite3
@@ -15,17 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from fastagi_router.cli import main
 from fastagi_router.csvio import COLUMNS
 from fastagi_router.store import SQLiteStore
+from tests.conftest import run_cli as run
 
 HEADER = ",".join(COLUMNS)
-
-
-def run(*argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    code = main(list(argv), out=out)
-    return code, out.getvalue()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import pwd
 from pathlib import Path
@@ -10,16 +9,10 @@ from pathlib import Path
 import pytest
 
 from fastagi_router import access_cli
-from fastagi_router.cli import main
 from fastagi_router.csvio import COLUMNS
+from tests.conftest import run_cli as run
 
 USER = f"cli:{pwd.getpwuid(os.getuid()).pw_name}"
-
-
-def run(*argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    code = main(list(argv), out=out)
-    return code, out.getvalue()
 
 
 @pytest.fixture

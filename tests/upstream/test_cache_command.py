@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import sys
 import time
@@ -12,23 +11,17 @@ from typing import Any
 
 import pytest
 
-from fastagi_router.cli import main
 from fastagi_router.config import UpstreamSettings
 from fastagi_router.model import Customer
 from fastagi_router.simulator import CallSpec
 from fastagi_router.upstream.cache import CacheEntry, CacheKey, CachePolicy, UpstreamCache
+from tests.conftest import run_cli as run
 from tests.fakes.upstream import FakeUpstream
 
 NUMBER = CacheKey("CL0000", "number", "+84899990988")
 OTHER_ACCOUNT = CacheKey("CL0001", "number", "+84899990988")
 CODE = CacheKey("CL0000", "code", "4242")
 UNKNOWN = CacheKey("CL0000", "number", "+84911111111")
-
-
-def run(*argv: str) -> tuple[int, str]:
-    out = io.StringIO()
-    code = main(list(argv), out=out)
-    return code, out.getvalue()
 
 
 @pytest.fixture
