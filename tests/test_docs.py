@@ -34,3 +34,22 @@ def test_every_reason_is_documented() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "README.md" in ci and "sed -n 2p" in ci
+
+
+def _slug(heading: str) -> str:
+    """The anchor GitHub gives a heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_readme_links_lead_somewhere() -> None:
+    prose = re.sub(r"```.*?```", "", README, flags=re.DOTALL)
+    anchors = {_slug(h) for h in re.findall(r"^#{1,6} (.+)$", prose, re.MULTILINE)}
+    links = re.findall(r"\]\(([^)\s]+)\)", prose)
+    assert links
+    for link in links:
+        if link.startswith("http"):
+            continue
+        if link.startswith("#"):
+            assert link[1:] in anchors, link
+        else:
+            assert (ROOT / link.split("#")[0]).exists(), link
