@@ -43,9 +43,9 @@ async def test_learned_routes_and_old_entries_go_manual_routes_stay(tmp_path: Pa
         much_later = Retention(settings, store, metrics, clock=lambda: now + 366 * DAY)
         assert await much_later.run_once() == (0, 2)
         assert (await store.list_audit(AuditQuery())).total == 0
-        text = metrics.render()
-        assert 'retention_deleted_total{kind="learned_routes"} 1' in text
-        assert 'retention_deleted_total{kind="audit_entries"} 2' in text
+        lines = metrics.render().splitlines()
+        assert 'fastagi_router_retention_deleted_total{kind="learned_routes"} 1.0' in lines
+        assert 'fastagi_router_retention_deleted_total{kind="audit_entries"} 2.0' in lines
     finally:
         await store.close()
 
