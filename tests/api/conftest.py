@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import jsonschema
 import pytest
 from aiohttp import web
@@ -197,3 +198,13 @@ async def api_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
 async def api(api_factory: Callable[..., Any]) -> Api:
     result: Api = await api_factory()
     return result
+
+
+@pytest.fixture
+async def live(start_router: Any) -> AsyncIterator[tuple[Any, Api]]:
+    """A started router (FastAGI and REST API, no code prompt), and an `Api` on its HTTP
+    port: for tests of the API inside the running router."""
+    router = await start_router(prompt={"attempts": 0})
+    assert router.http_url is not None
+    async with aiohttp.ClientSession(base_url=router.http_url) as session:
+        yield router, Api(session)

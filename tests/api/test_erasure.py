@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 
 from fastagi_router.cli import main
@@ -17,14 +15,6 @@ from tests.api.conftest import Api
 from tests.conftest import CL0000_TOKEN
 
 SPELLINGS = ("0899990988", "+84899990988", "0084899990988", "84899990988")
-
-
-@pytest.fixture
-async def live(start_router: Any) -> AsyncIterator[tuple[Any, Api]]:
-    router = await start_router(prompt={"attempts": 0})
-    assert router.http_url is not None
-    async with aiohttp.ClientSession(base_url=router.http_url) as session:
-        yield router, Api(session)
 
 
 async def call(router: Any, callerid: str = "0899990988", account: str = "default") -> Any:

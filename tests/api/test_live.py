@@ -4,25 +4,13 @@ HTTP applies to the very next call; start-up and shut-down together."""
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 
 from fastagi_router.app import Application
 from fastagi_router.simulator import CallSpec
-from tests.api.conftest import Api
 from tests.conftest import make_settings
-
-
-@pytest.fixture
-async def live(start_router: Any) -> AsyncIterator[tuple[Any, Api]]:
-    """A started router (FastAGI and REST API), and an `Api` on its HTTP port."""
-    router = await start_router(prompt={"attempts": 0})
-    assert router.http_url is not None
-    async with aiohttp.ClientSession(base_url=router.http_url) as session:
-        yield router, Api(session)
 
 
 async def call(router: Any, callerid: str = "0899990988", script: str = "route") -> Any:
