@@ -9,11 +9,13 @@ A backup uses SQLite's online backup API from a read transaction: it is a consis
 snapshot even while a router writes (WAL mode lets the writer go on meanwhile). A restore
 replaces the store with ``os.replace`` (atomic on one file system) after removing the
 ``-wal`` and ``-shm`` files that belong to the old file; it refuses while another process
-has the store open (see `in_use`).
+has the store open (see `in_use`). An upgrade runs the router's own migration code
+(`SQLiteStore`'s, through `migrate_file`), so there is one way a store is migrated.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sqlite3
@@ -23,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastagi_router.errors import StoreError
-from fastagi_router.store.schema import LATEST_VERSION, MIGRATIONS
+from fastagi_router.store.schema import LATEST_VERSION
+from fastagi_router.store.sqlite import migrate_file
 
 #: Tables that every version of the schema has: a file without them is not a store.
 _CORE_TABLES = frozenset({"routes", "customers", "customer_numbers"})
@@ -225,25 +228,12 @@ def pending(path: str) -> Upgrade:
 
 
 def migrate(path: str) -> Upgrade:
-    """Apply the pending migrations to the store at ``path``, each in one transaction.
+    """Apply the pending migrations to the store at ``path``, each in one transaction, the
+    way the router does when it opens the store.
 
     Raises `StoreError` (with the store at the last version fully applied) when one fails,
     or when the file is missing, not a store, or newer than this build.
     """
-    _require_file(path)
-    with _connect(path) as conn:
-        conn.execute("PRAGMA busy_timeout = 5000")
-        before = schema_version(conn, path)
-        for migration in MIGRATIONS:
-            if migration.version <= before:
-                continue
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in migration.statements:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {migration.version}")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        return Upgrade(before, schema_version(conn, path))
+    before = pending(path).before
+    asyncio.run(migrate_file(path))
+    return Upgrade(before, pending(path).before)

@@ -797,6 +797,19 @@ async def _configure(conn: aiosqlite.Connection, busy_timeout_ms: int) -> None:
     await conn.execute("PRAGMA synchronous = NORMAL")
 
 
+async def migrate_file(path: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
+    """Apply the pending migrations to the existing store at ``path`` and nothing else (no
+    journal mode, no connections kept): what `open` does first, for ``fastagi-router
+    migrate``. Raises `StoreError` as `open` does."""
+    with _translated(f"migrating {path}"):
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            await _migrate(conn, path)
+        finally:
+            await conn.close()
+
+
 async def _migrate(conn: aiosqlite.Connection, path: str) -> None:
     rows = list(await conn.execute_fetchall("PRAGMA user_version"))
     current = int(rows[0][0])
