@@ -126,18 +126,25 @@ def backup(source: str, dest: str, *, force: bool = False) -> int:
         raise StoreError(f"{target.parent} does not exist")
     partial = _temporary_beside(target)
     try:
-        with _connect(source, readonly=True) as src, _connect(partial) as out:
-            version = schema_version(src, source)
-            src.backup(out)
-            # A self-contained file: no -wal beside it, whatever the source's journal.
-            out.execute("PRAGMA journal_mode = DELETE")
-            integrity_check(out, dest)
-            if schema_version(out, dest) != version:  # pragma: no cover - SQLite copies it
-                raise StoreError(f"{dest}: the copy lost the schema version")
+        version = _checked_copy(source, partial, dest)
         os.replace(partial, target)
     except BaseException:
         _remove(partial)
         raise
+    return version
+
+
+def _checked_copy(source: str, partial: Path, name: str) -> int:
+    """Copy the store ``source`` into the file ``partial`` with SQLite's backup API, as a
+    self-contained file (no ``-wal`` beside it, whatever the source's journal), and check
+    the copy (reported as ``name``); return its schema version."""
+    with _connect(source, readonly=True) as src, _connect(partial) as out:
+        version = schema_version(src, source)
+        src.backup(out)
+        out.execute("PRAGMA journal_mode = DELETE")
+        integrity_check(out, name)
+        if schema_version(out, name) != version:  # pragma: no cover - SQLite copies it
+            raise StoreError(f"{name}: the copy lost the schema version")
     return version
 
 
@@ -200,10 +207,7 @@ def restore(source: str, dest: str) -> int:
         raise StoreError(f"{dest} is in use (is the router running?); stop it first")
     partial = _temporary_beside(target)
     try:
-        with _connect(source, readonly=True) as src, _connect(partial) as out:
-            src.backup(out)
-            out.execute("PRAGMA journal_mode = DELETE")
-            integrity_check(out, dest)
+        _checked_copy(source, partial, dest)
         if in_use(dest):
             raise StoreError(f"{dest} is in use (is the router running?); stop it first")
         _keep_owner(target, partial)
