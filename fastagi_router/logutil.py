@@ -10,7 +10,6 @@ import logging
 import threading
 import time
 import typing
-from typing import cast
 
 if typing.TYPE_CHECKING:
     from fastagi_router.config import LogSettings
@@ -50,10 +49,6 @@ class TextFormatter(logging.Formatter):
         """Return ``YYYY-MM-DD HH:MM:SS,mmm`` in local time."""
         return self._time(record.created)
 
-    def stamp(self, created: float) -> str:
-        """``YYYY-MM-DD HH:MM:SS,mmm`` in local time, as `formatTime` gives it."""
-        return self._time(created)
-
     def _time(self, created: float) -> str:
         second = int(created)
         if second != self._second:
@@ -65,7 +60,8 @@ class TextFormatter(logging.Formatter):
         self, created: float, level: int, name: str, message: str, fields: dict[str, object]
     ) -> str:
         """The line `format` would make of a record with these values (see `write_line`)."""
-        return f"{self._time(created)} {logging.getLevelName(level)} {name}: {message}"
+        level_name = _LEVELS.get(level) or logging.getLevelName(level)
+        return f"{self._time(created)} {level_name} {name}: {message}"
 
 
 class JSONFormatter(logging.Formatter):
@@ -144,17 +140,6 @@ class BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def writes_text(self) -> bool:
         """Whether lines are formatted as text (`TextFormatter`), not JSON."""
         return type(self.formatter) is TextFormatter
-
-    def write_text(self, level: int, name: str, message: str) -> None:
-        """`write_line` for a text handler (`writes_text`), without fields."""
-        if level < self.level:
-            return
-        formatter = cast(TextFormatter, self.formatter)
-        text = f"{formatter.stamp(time.time())} {_LEVELS[level]} {name}: {message}\n"
-        with self.lock:  # type: ignore[union-attr]
-            self.stream.write(text)
-            if level >= logging.WARNING:
-                self.stream.flush()
 
     def write_line(self, level: int, name: str, message: str, fields: dict[str, object]) -> None:
         """Write what a record of ``level`` from logger ``name`` would give, without making

@@ -98,7 +98,7 @@ class CallLog:
         handler = direct_handler(log)
         if handler is not None and handler.writes_text:
             # Only our text handler would see it: the line is all there is to write.
-            handler.write_text(level, log.name, text)
+            handler.write_line(level, log.name, text, {})
             return
         fields: dict[str, object] = {
             "uniqueid": uniqueid,
