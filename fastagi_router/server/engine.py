@@ -248,10 +248,7 @@ class _AGIProtocol(asyncio.Protocol):
 
     def _ended(self, outcome: str, round_trips: int) -> None:
         server = self._server
-        cell = server.sessions.get(outcome)
-        if cell is None:
-            cell = server.sessions[outcome] = server.metrics.cell("sessions_total", outcome=outcome)
-        cell[0] += 1.0
+        server.count_session(outcome)
         trips = server.round_trips
         trips.counts[bisect.bisect_left(trips.bounds, round_trips)] += 1
         trips.total += round_trips
