@@ -20,6 +20,7 @@ from fastagi_router.api.params import (
     actor,
     authorize_all,
     json_object,
+    page_response,
     text_field,
 )
 from fastagi_router.api.smartrouting import MAX_PHONE_TEXT, SUCCESS
@@ -81,14 +82,7 @@ async def list_audit(request: web.Request) -> web.Response:
         offset=offset,
     )
     page = await request.app[STORE].list_audit(wanted)
-    return web.json_response(
-        {
-            "data": [audit_json(e) for e in page.items],
-            "limit": limit,
-            "offset": offset,
-            "total": page.total,
-        }
-    )
+    return page_response(page, audit_json, limit, offset)
 
 
 async def erase(request: web.Request) -> web.Response:

@@ -28,6 +28,7 @@ from fastagi_router.api.params import (
     bool_field,
     check,
     json_object,
+    page_response,
     text_field,
 )
 from fastagi_router.api.smartrouting import MAX_PHONE_TEXT, SUCCESS
@@ -138,14 +139,7 @@ async def list_customers(request: web.Request) -> web.Response:
         authorize_all(request)
     limit, offset = query.page()
     page = await request.app[STORE].list_customers(account, limit, offset)
-    return web.json_response(
-        {
-            "data": [customer_json(c) for c in page.items],
-            "limit": limit,
-            "offset": offset,
-            "total": page.total,
-        }
-    )
+    return page_response(page, customer_json, limit, offset)
 
 
 async def get_customer(request: web.Request) -> web.Response:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -14,6 +14,9 @@ from fastagi_router.api.errors import ApiError, invalid, missing
 from fastagi_router.api.keys import SETTINGS, TOKEN
 from fastagi_router.errors import ValidationError
 from fastagi_router.model import DEFAULT_ACCOUNT, check_account
+from fastagi_router.store.base import Page
+
+T = TypeVar("T")
 
 #: Largest ``limit`` or ``offset`` read (18 digits: well inside SQLite's 64-bit integers).
 MAX_INTEGER = 10**18 - 1
@@ -94,6 +97,20 @@ class Query:
         if value is None:
             raise missing(name, "an account name")
         return authorize(self.request, check(check_account, value, name))
+
+
+def page_response(
+    page: Page[T], item_json: Callable[[T], dict[str, Any]], limit: int, offset: int
+) -> web.Response:
+    """A listing's answer: ``{"data", "limit", "offset", "total"}``."""
+    return web.json_response(
+        {
+            "data": [item_json(item) for item in page.items],
+            "limit": limit,
+            "offset": offset,
+            "total": page.total,
+        }
+    )
 
 
 def authorize(request: web.Request, account: str) -> str:

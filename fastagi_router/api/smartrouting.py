@@ -15,7 +15,14 @@ from aiohttp import web
 
 from fastagi_router.api.errors import ApiError, invalid
 from fastagi_router.api.keys import NUMBERS, STORE
-from fastagi_router.api.params import Query, actor, check, json_object, text_field
+from fastagi_router.api.params import (
+    Query,
+    actor,
+    check,
+    json_object,
+    page_response,
+    text_field,
+)
 from fastagi_router.errors import ValidationError
 from fastagi_router.model import Route, check_name, check_token
 
@@ -69,14 +76,7 @@ async def list_routes(request: web.Request) -> web.Response:
     account = query.account()
     limit, offset = query.page()
     page = await request.app[STORE].list_routes(account, limit, offset)
-    return web.json_response(
-        {
-            "data": [route_json(r) for r in page.items],
-            "limit": limit,
-            "offset": offset,
-            "total": page.total,
-        }
-    )
+    return page_response(page, route_json, limit, offset)
 
 
 async def get_route(request: web.Request) -> web.Response:
