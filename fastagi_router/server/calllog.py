@@ -77,12 +77,12 @@ class CallLog:
         elif not log.isEnabledFor(level):
             return
         now = time.perf_counter()
-        uniqueid = _clean(request.uniqueid) or "-"
+        uniqueid = sanitize(request.uniqueid) or "-"
         caller = self.mask(request.callerid)
         if answer is None:
             account = status = source = reason = "-"
         else:
-            account = _clean(answer.account)
+            account = sanitize(answer.account)
             status, source, reason = answer.status, answer.source, answer.reason
         decide_ms = _ms(decided - started) if decided else None
         ms = _ms(now - started)
@@ -165,11 +165,6 @@ class CallLog:
         record = log.makeRecord(log.name, level, _SRC, 0, message, args, None)
         record.call = fields
         log.handle(record)
-
-
-def _clean(value: str) -> str:
-    """`sanitize`, skipped for the usual short printable value (a call-path saving)."""
-    return value if len(value) <= 120 and value.isprintable() else sanitize(value)
 
 
 def _ms(seconds: float) -> float:
