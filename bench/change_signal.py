@@ -20,7 +20,7 @@ from pathlib import Path
 from bench import seed
 from bench.inprocess import _per_call
 from fastagi_router.app import Application
-from fastagi_router.config import HTTPSettings, Settings
+from fastagi_router.config import HTTPSettings, LogSettings, Settings
 from fastagi_router.store.hot import HotStore
 from fastagi_router.store.sqlite import SQLiteStore
 
@@ -44,7 +44,9 @@ def _report(name: str, unit: str, runs: dict[str, list[float]]) -> None:
 
 
 async def main(repeats: int, checks: int, calls: int, tmp: str) -> None:
-    settings = Settings(db=f"{tmp}/small.db", log_level="WARNING", http=HTTPSettings(enabled=False))
+    settings = Settings(
+        db=f"{tmp}/small.db", log=LogSettings(level="WARNING"), http=HTTPSettings(enabled=False)
+    )
     app = await Application.start(settings)
     try:
         assert app.agi is not None and isinstance(app.store, HotStore)
