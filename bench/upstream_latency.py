@@ -31,10 +31,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fastagi_router.agi import AGIRequest
 from fastagi_router.app import Application
 from fastagi_router.config import AGISettings, Settings, UpstreamSettings
 from fastagi_router.model import Customer
 from fastagi_router.routing import Decision
+from fastagi_router.server import Answer
 from fastagi_router.server.session import Session
 from fastagi_router.simulator import Asterisk, CallSpec
 from tests.fakes.upstream import FakeUpstream, Fault
@@ -62,6 +64,20 @@ def timed(decide: Callable[[Session], Awaitable[Decision]]) -> Callable[..., Any
             return await decide(session)
         finally:
             DECISIONS.append(time.perf_counter() - started)
+
+    return wrapper
+
+
+def timed_now(route_now: Callable[[AGIRequest], Answer | None]) -> Callable[..., Any]:
+    """The fast path's decisions (a local caller never reaches ``decide``): timed when it
+    answers; when it does not, ``decide`` runs and is timed instead."""
+
+    def wrapper(request: AGIRequest) -> Answer | None:
+        started = time.perf_counter()
+        answer = route_now(request)
+        if answer is not None:
+            DECISIONS.append(time.perf_counter() - started)
+        return answer
 
     return wrapper
 
@@ -102,6 +118,8 @@ async def main(latency_ms: int, count: int, burst: int) -> None:
                 [Customer("CL0000", f"L{n}", phone_numbers=(f"+848{n:08d}",)) for n in range(count)]
             )
             app.router.decide = timed(app.router.decide)
+            assert app.agi is not None
+            app.agi.fast_handlers["route"] = timed_now(app.agi.fast_handlers["route"])
             port = app.agi.port
             asterisk = Asterisk(port=port)
             await calls(asterisk, port, local_numbers[:20])  # warm up the loop and the store
