@@ -3,6 +3,12 @@
     python -m bench.run                    # every contender, 3 repeats (several minutes)
     python -m bench.run --quick            # 1 repeat, short runs (a smoke test of the bench)
     python -m bench.run --only router-agent,panoramisk-uvloop --repeats 5
+    python -m bench.run --only router-agent,minimal-uvloop --against HEAD~1
+
+``--against REV`` adds ``router-agent@REV``: the router package as it is at git revision
+REV (extracted with ``git archive``, first on the module path), serving the same store in
+the same run, so that what a change costs or saves is a ratio measured side by side. The
+store is seeded by this tree: REV must read its schema.
 
 Each server runs pinned to CPU 0 and the load generator to CPU 1 (when the machine has two),
 alternating contenders in each repeat so that drift on a noisy machine hits them alike.
@@ -297,6 +303,25 @@ def contenders(db_dir: Path) -> list[Contender]:
     ]
 
 
+def at_revision(revision: str, db_dir: Path) -> Contender:
+    """``router-agent`` with the ``fastagi_router`` package as it is at git ``revision``."""
+    tree = db_dir / f"rev-{len(list(db_dir.glob('rev-*')))}"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", revision, "fastagi_router"],
+        cwd=ROOT, check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    quiet = {"FASTAGI_ROUTER_LOG_LEVEL": "WARNING", "FASTAGI_ROUTER_HTTP_ENABLED": "0"}
+    # -P: the working directory must not come first on the module path.
+    command = [sys.executable, "-P", "-m", "fastagi_router", "serve", "--agi", "127.0.0.1:{port}"]
+    return Contender(
+        f"router-agent@{revision}",
+        [*command, "--db", str(db_dir / "small.db")],
+        env=quiet | {"PYTHONPATH": str(tree)},
+    )
+
+
 def _machine() -> dict[str, str]:
     model = "unknown"
     with contextlib.suppress(OSError):
@@ -349,6 +374,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 repeat of 1 s")
     parser.add_argument("--only", default="", help="comma-separated contender names")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--against", action="append", default=[], metavar="REV",
+        help="also run router-agent at this git revision (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.duration = 1, 1.0
@@ -357,6 +386,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fastagi-bench-") as tmp:
         db_dir = Path(tmp)
         chosen = [c for c in contenders(db_dir) if not args.only or c.name in args.only.split(",")]
+        chosen += [at_revision(revision, db_dir) for revision in args.against]
         seed.prepare(db_dir, large=any(c.name == "router-1m" for c in chosen))
         log = db_dir / "servers.log"
         runs: dict[str, list[dict[str, Any]]] = {c.name: [] for c in chosen}
