@@ -35,6 +35,8 @@ _HEADER_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): (.*)$", re.MULTILINE)
 #: ``agi_arg_N``: ASCII digits without a leading zero, few enough for ``int()`` (a name such
 #: as ``agi_arg_\u00b2`` or ``agi_arg_01`` is an ordinary variable).
 _ARG_NAME = re.compile(r"agi_arg_(0|[1-9][0-9]{0,8})")
+#: The `_HEADER_LINE`s whose name is an `_ARG_NAME`.
+_ARG_LINE = re.compile(r"^agi_arg_(0|[1-9][0-9]{0,8}): (.*)$", re.MULTILINE)
 
 
 def decode(raw: bytes | bytearray) -> str:
@@ -158,12 +160,13 @@ class AGIConnection:
     def _whole_header_block(self) -> AGIRequest | None:
         """Parse the header block in one pass when all of it is buffered (the usual case:
         Asterisk writes it at once), instead of line by line."""
-        end = self._buffer.find(b"\n\n")
+        buffer = self._buffer
+        end = buffer.find(b"\n\n")
         # An empty first line, a CR, or a line too long: the line-by-line path decides,
         # so that a block is read the same whether it came whole or in pieces.
-        if end < 0 or self._header_bytes or self._buffer[:1] == b"\n":
+        if end < 0 or self._header_bytes or buffer.startswith(b"\n"):
             return None
-        block = self._buffer[:end]
+        block = buffer[:end]
         if b"\r" in block:
             return None
         if end > self._max_line_bytes and max(map(len, block.split(b"\n"))) > self._max_line_bytes:
@@ -171,23 +174,34 @@ class AGIConnection:
         if end + 2 > self._max_header_bytes:
             self._fail(f"header block larger than {self._max_header_bytes} bytes")
         text = decode(block)
-        lines = text.split("\n")
-        del self._buffer[: end + 2]
+        del buffer[: end + 2]
         self._scanned = 0
         self._header_bytes = end + 2
         pairs = _HEADER_LINE.findall(text)
-        if len(pairs) == len(lines):
-            # The usual block: every line "name: value" with a plain name.
-            self._headers.update(pairs)
-            if "agi_arg_" in text:
-                for name in [n for n in self._headers if n.startswith("agi_arg_")]:
-                    arg = _ARG_NAME.fullmatch(name)
-                    if arg is not None:
-                        self._args[int(arg.group(1))] = self._headers.pop(name)
-        else:
-            for line in lines:
+        if len(pairs) != text.count("\n") + 1:
+            for line in text.split("\n"):
                 self._header_line(line)
-        return self._header_line("")
+            return self._header_line("")
+        # The usual block: every line "name: value" with a plain name. The agi_arg_N lines
+        # (Asterisk writes them last) are searched for from the first mention on, and
+        # moved from the variables to the arguments.
+        headers = self._headers
+        headers.update(pairs)
+        first_arg = text.find("agi_arg_")
+        if first_arg >= 0:
+            for number, value in _ARG_LINE.findall(text, first_arg):
+                headers.pop("agi_arg_" + number, None)
+                self._args[int(number)] = value
+        return self._request()
+
+    def _request(self) -> AGIRequest:
+        """The header block is complete: build the request; it is now the router's turn."""
+        args = self._args
+        self.request = AGIRequest(
+            MappingProxyType(self._headers), tuple([args[n] for n in sorted(args)])
+        )
+        self._state = State.IDLE  # HEADERS -> IDLE, always legal
+        return self.request
 
     def _closed_event(self) -> ConnectionClosed | NeedData:
         if self._closed_reported:
@@ -218,19 +232,14 @@ class AGIConnection:
                 self._fail(str(exc))
             if not reply.interim:
                 self.outstanding = None
-                self._set_state(State.IDLE)
+                self._state = State.IDLE  # AWAITING -> IDLE, always legal
             return reply
         # IDLE: nothing is outstanding, so nothing but HANGUP may arrive.
         self._fail(f"unsolicited line from the peer: {line[:80]!r}")
 
     def _header_line(self, line: str) -> AGIRequest | None:
         if line == "":
-            self.request = AGIRequest(
-                variables=MappingProxyType(self._headers),
-                args=tuple(self._args[n] for n in sorted(self._args)),
-            )
-            self._set_state(State.IDLE)
-            return self.request
+            return self._request()
         name, colon, value = line.partition(":")
         if not colon or not name or " " in name:
             self._fail(f"not a header line: {line[:80]!r}")
@@ -264,7 +273,7 @@ class AGIConnection:
         if self._state is not State.IDLE:
             raise LocalProtocolError(f"cannot send a command in state {self._state.value}")
         data = command.encode()
-        self._set_state(State.AWAITING)
+        self._state = State.AWAITING  # IDLE -> AWAITING, checked above
         self.outstanding = command
         self.commands_sent += 1
         return data

@@ -43,6 +43,9 @@ def parse_reply(line: str) -> Reply:
     Returns a `Reply`. Raises `RemoteProtocolError` when the line does not start with a
     three-digit status code, which no Asterisk reply lacks.
     """
+    common = _COMMON.get(line)
+    if common is not None:
+        return common
     match = _STATUS.fullmatch(line)
     if match is None:
         raise RemoteProtocolError(f"not a FastAGI reply: {line[:80]!r}")
@@ -73,3 +76,11 @@ def parse_reply(line: str) -> Reply:
         extra=MappingProxyType(extra),
         text=line,
     )
+
+
+#: The replies nearly every call reads (SET VARIABLE, EXEC MSet, ANSWER...), parsed once:
+#: a `Reply` is frozen, so the same one may be handed out for every such line.
+_COMMON: dict[str, Reply] = {}
+_COMMON.update(
+    (line, parse_reply(line)) for line in ("200 result=0", "200 result=1", "200 result=-1")
+)

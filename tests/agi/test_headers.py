@@ -192,6 +192,33 @@ def test_agi_args_are_ordered_by_number_not_by_arrival() -> None:
     assert request.args == tuple(f"a{n}" for n in range(1, 13))
 
 
+def test_arguments_anywhere_in_the_block_and_repeated_read_alike_whole_or_in_pieces() -> None:
+    # The one-pass parser finds arguments from the first "agi_arg_" in the text on; one
+    # that is mentioned earlier in a value, or a repeated one (the last wins), must not
+    # change what it finds.
+    block = (
+        b"agi_request: agi://h/route?agi_arg_9: no\n"
+        b"agi_arg_2: b\n"
+        b"agi_callerid: 0899990988\n"
+        b"agi_arg_1: first\n"
+        b"agi_arg_1: again\n"
+        b"agi_arg_01: a variable\n\n"
+    )
+    whole = parse(block)
+    assert whole.args == ("again", "b")
+    assert dict(whole.variables) == {
+        "agi_request": "agi://h/route?agi_arg_9: no",
+        "agi_callerid": "0899990988",
+        "agi_arg_01": "a variable",
+    }
+    conn = AGIConnection()
+    events: list[Event] = []
+    for byte in block:
+        conn.receive_data(bytes([byte]))
+        events += drain(conn)
+    assert events == [whole]
+
+
 def test_an_agi_arg_without_a_number_is_an_ordinary_variable() -> None:
     request = parse(b"agi_arg_x: not an arg\nagi_arg_1: first\n\n")
     assert request.args == ("first",)
