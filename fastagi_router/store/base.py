@@ -232,7 +232,8 @@ class Store(Protocol):
         whenever anything may have been committed since by any process (false positives are
         allowed, false negatives never), or None when the store cannot tell now. A cache in
         front of the store compares it before every answer. SQLite in WAL mode reads the
-        WAL-index header (one ``pread``); a store that has no cheap signal returns None."""
+        WAL-index header (from a mapping of the ``-shm``); a store that has no cheap signal
+        returns None."""
         ...
 
     async def data_version(self) -> int:

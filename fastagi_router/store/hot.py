@@ -2,7 +2,7 @@
 
 A caller who calls often is answered from memory. The layer never serves a stale answer:
 before each lookup it asks the store for its change token (`Store.change_token_now`: for
-SQLite in WAL mode the WAL-index header, one ``pread`` of 96 bytes, about 0.5 us), which
+SQLite in WAL mode the WAL-index header, 96 bytes copied from a mapping), which
 changes whenever any connection -- the REST API, the CLI in another process, another
 worker -- commits a change; on a change, or when the store cannot tell, the whole layer is
 dropped.

@@ -210,8 +210,11 @@ class SQLiteStore:
         return cls(path, reader, writer, fast, busy_timeout_ms=busy_timeout_ms, wal_watch=watch)
 
     async def close(self) -> None:
-        """Close every connection."""
-        self._wal_watch = None
+        """Close every connection (the change watch first: it reads the ``-shm`` only while
+        SQLite's connections hold it open)."""
+        if self._wal_watch is not None:
+            self._wal_watch.close()
+            self._wal_watch = None
         if self._fast is not None:
             self._fast.close()
             self._fast = None
@@ -743,9 +746,9 @@ class SQLiteStore:
 
     def change_token_now(self) -> object | None:
         """See `Store.change_token_now`: the WAL-index header read from the ``-shm`` file
-        (one ``pread``, see `WalIndexWatch`); ``PRAGMA data_version`` on the loop-thread
-        connection when the file is not in WAL mode or its ``-shm`` cannot be read; None
-        when in doubt."""
+        (a 96-byte copy from a mapping, see `WalIndexWatch`); ``PRAGMA data_version`` on the
+        loop-thread connection when the file is not in WAL mode or its ``-shm`` cannot be
+        read; None when in doubt."""
         if self._wal_watch is not None:
             return self._wal_watch.token()
         return self.data_version_now()
