@@ -35,6 +35,10 @@ _DIALABLE = re.compile(r"[^0-9*#+]")
 #: not a tab, a line break or a thin space (French numbers are written with U+202F).
 _SPACES = re.compile(r"\s+")
 _MAX_LEN = 32
+#: Caller values up to this long are remembered (65,536 of them): a caller calls again, and
+#: parsing costs microseconds on every call. Longer ones are parsed each time, so that no
+#: peer can fill the cache with large strings.
+_CACHED_LEN = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +63,15 @@ class NumberParser:
                 field="default_region",
             )
         self.region = region
-        self._parse = functools.lru_cache(maxsize=65536)(self._parse_uncached)
+        self._caller = functools.lru_cache(maxsize=65536)(self._caller_uncached)
 
     def caller(self, raw: str) -> CallerNumber | None:
         """Return the caller's number, or None when it is withheld or holds no digit."""
+        if len(raw) > _CACHED_LEN:
+            return self._caller_uncached(raw)  # not a number anyone calls from twice
+        return self._caller(raw)
+
+    def _caller_uncached(self, raw: str) -> CallerNumber | None:
         text = _SPACES.sub(" ", raw.strip())
         if text.lower() in WITHHELD:
             return None
@@ -91,7 +100,7 @@ class NumberParser:
             forms.append(_DIALABLE.sub("", national))
         return tuple(dict.fromkeys(f for f in forms if f))
 
-    def _parse_uncached(self, text: str) -> CallerNumber | None:
+    def _parse(self, text: str) -> CallerNumber | None:
         digits = _DIALABLE.sub("", text)[:_MAX_LEN]
         if not digits.lstrip("+"):
             return None

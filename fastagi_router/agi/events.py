@@ -49,10 +49,7 @@ class AGIRequest:
     def script(self) -> str | None:
         """The script name: the path of the AGI URL without query string or slashes, or None."""
         raw = self.network_script
-        if raw is None:
-            return None
-        path = raw.split("?", 1)[0].strip("/")
-        return path
+        return None if raw is None else _script(raw)
 
     @property
     def query(self) -> Mapping[str, str]:
@@ -78,6 +75,11 @@ class AGIRequest:
     def uniqueid(self) -> str:
         """``agi_uniqueid``, the channel's unique id, for logs."""
         return self.variables.get("agi_uniqueid", "")
+
+
+@functools.lru_cache(maxsize=1024)
+def _script(network_script: str) -> str:
+    return network_script.split("?", 1)[0].strip("/")
 
 
 @functools.lru_cache(maxsize=1024)

@@ -463,6 +463,8 @@ class AGIServer:
         #: with the loop time their wait expires.
         self.watched: dict[_AGIProtocol, float] = {}
         self._sweeper: asyncio.TimerHandle | None = None
+        #: The loop the server runs on, known from the first `start` or `watch`.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._refused: dict[str, tuple[float, int]] = {}
         self.apply(settings)
@@ -542,7 +544,9 @@ class AGIServer:
         per wait: almost every header block arrives in the first packet and almost every
         reply in a fraction of a millisecond.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         self.watched[connection] = loop.time() + seconds
         if self._sweeper is None:
             self._sweeper = loop.call_later(self._sweep_interval, self._sweep)
@@ -584,7 +588,7 @@ class AGIServer:
 
     async def start(self, sock: socket.socket | None = None) -> None:
         """Start listening on ``agi.listen`` (or on ``sock`` when given)."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         backlog = self.settings.agi.backlog
         if sock is not None:
             self._server = await loop.create_server(
