@@ -9,13 +9,15 @@ buffer. See `fastagi_router.agi._state` for the state table this follows.
 
 from __future__ import annotations
 
-import re
 from types import MappingProxyType
 from typing import NoReturn
 
 from fastagi_router.agi._state import State, check_transition
 from fastagi_router.agi.commands import Command
 from fastagi_router.agi.events import (
+    ARG_LINE,
+    ARG_NAME,
+    HEADER_BLOCK,
     NEED_DATA,
     AGIRequest,
     ConnectionClosed,
@@ -31,12 +33,6 @@ DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_MAX_LINE_BYTES = 16 * 1024
 DEFAULT_MAX_USAGE_LINES = 256
 _HANGUP = "HANGUP"
-_HEADER_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): (.*)$", re.MULTILINE)
-#: ``agi_arg_N``: ASCII digits without a leading zero, few enough for ``int()`` (a name such
-#: as ``agi_arg_\u00b2`` or ``agi_arg_01`` is an ordinary variable).
-_ARG_NAME = re.compile(r"agi_arg_(0|[1-9][0-9]{0,8})")
-#: The `_HEADER_LINE`s whose name is an `_ARG_NAME`.
-_ARG_LINE = re.compile(r"^agi_arg_(0|[1-9][0-9]{0,8}): (.*)$", re.MULTILINE)
 
 
 def decode(raw: bytes | bytearray) -> str:
@@ -177,29 +173,28 @@ class AGIConnection:
         del buffer[: end + 2]
         self._scanned = 0
         self._header_bytes = end + 2
-        pairs = _HEADER_LINE.findall(text)
-        if len(pairs) != text.count("\n") + 1:
+        if HEADER_BLOCK.fullmatch(text) is None:
             for line in text.split("\n"):
                 self._header_line(line)
             return self._header_line("")
         # The usual block: every line "name: value" with a plain name. The agi_arg_N lines
-        # (Asterisk writes them last) are searched for from the first mention on, and
-        # moved from the variables to the arguments.
-        headers = self._headers
-        headers.update(pairs)
+        # (Asterisk writes them last) are searched for from the first mention on; the
+        # request finds the other variables in the text when they are asked for.
         first_arg = text.find("agi_arg_")
         if first_arg >= 0:
-            for number, value in _ARG_LINE.findall(text, first_arg):
-                headers.pop("agi_arg_" + number, None)
+            for number, value in ARG_LINE.findall(text, first_arg):
                 self._args[int(number)] = value
-        return self._request()
+        return self._request(text)
 
-    def _request(self) -> AGIRequest:
-        """The header block is complete: build the request; it is now the router's turn."""
+    def _request(self, text: str | None = None) -> AGIRequest:
+        """The header block is complete: build the request (from ``text`` when the block
+        came whole); it is now the router's turn."""
         args = self._args
-        self.request = AGIRequest(
-            MappingProxyType(self._headers), tuple([args[n] for n in sorted(args)])
-        )
+        values = tuple([args[n] for n in sorted(args)])
+        if text is None:
+            self.request = AGIRequest(MappingProxyType(self._headers), values)
+        else:
+            self.request = AGIRequest.from_block(text, values)
         self._state = State.IDLE  # HEADERS -> IDLE, always legal
         return self.request
 
@@ -245,7 +240,7 @@ class AGIConnection:
             self._fail(f"not a header line: {line[:80]!r}")
         if value.startswith(" "):
             value = value[1:]
-        arg = _ARG_NAME.fullmatch(name) if name.startswith("agi_arg_") else None
+        arg = ARG_NAME.fullmatch(name) if name.startswith("agi_arg_") else None
         if arg is not None:
             self._args[int(arg.group(1))] = value
         else:

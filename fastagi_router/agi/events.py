@@ -23,17 +23,94 @@ class NeedData(enum.Enum):
 NEED_DATA = NeedData.NEED_DATA
 
 
-@dataclass(frozen=True, slots=True)
+#: One header line as the one-pass parser reads it: a plain name, a colon, one space.
+HEADER_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): (.*)$", re.MULTILINE)
+#: A whole header block of such lines (without its final empty line).
+HEADER_BLOCK = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*: [^\n]*\n)*[A-Za-z_][A-Za-z0-9_]*: [^\n]*")
+#: ``agi_arg_N``: ASCII digits without a leading zero, few enough for ``int()`` (a name such
+#: as ``agi_arg_\u00b2`` or ``agi_arg_01`` is an ordinary variable).
+ARG_NAME = re.compile(r"agi_arg_(0|[1-9][0-9]{0,8})")
+#: The `HEADER_LINE`s whose name is an `ARG_NAME`.
+ARG_LINE = re.compile(r"^agi_arg_(0|[1-9][0-9]{0,8}): (.*)$", re.MULTILINE)
+
+
 class AGIRequest:
     """The header block Asterisk sends when a FastAGI session opens.
 
     ``variables`` holds every ``agi_*`` line except the ``agi_arg_N`` ones, which are in
     ``args`` in order. Values are text decoded leniently: bytes that are not UTF-8 become
     U+FFFD rather than an error.
+
+    A request is a value: immutable, equal to another with the same variables and
+    arguments. The parser builds it from the variables, or, for a block that came whole
+    and matches `HEADER_BLOCK`, from the block's text (`from_block`): the few variables a
+    call needs are then found in the text, and the mapping is built only if asked for.
     """
 
-    variables: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
-    args: tuple[str, ...] = ()
+    __slots__ = ("_text", "_variables", "args")
+
+    _text: str | None
+    _variables: Mapping[str, str] | None
+    args: tuple[str, ...]
+
+    def __init__(self, variables: Mapping[str, str] = _EMPTY, args: tuple[str, ...] = ()) -> None:
+        object.__setattr__(self, "_text", None)
+        object.__setattr__(self, "_variables", variables)
+        object.__setattr__(self, "args", args)
+
+    @classmethod
+    def from_block(cls, text: str, args: tuple[str, ...]) -> AGIRequest:
+        """The request for ``text``, a header block matching `HEADER_BLOCK`, whose
+        ``agi_arg_N`` lines gave ``args``."""
+        request = cls.__new__(cls)
+        object.__setattr__(request, "_text", "\n" + text)
+        object.__setattr__(request, "_variables", None)
+        object.__setattr__(request, "args", args)
+        return request
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"an AGIRequest is immutable: cannot set {name}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"an AGIRequest is immutable: cannot delete {name}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AGIRequest):
+            return NotImplemented
+        return self.args == other.args and dict(self.variables) == dict(other.variables)
+
+    __hash__ = None  # type: ignore[assignment]  # a mapping inside: not hashable
+
+    def __repr__(self) -> str:
+        return f"AGIRequest(variables={dict(self.variables)!r}, args={self.args!r})"
+
+    @property
+    def variables(self) -> Mapping[str, str]:
+        """Every variable of the header block but the arguments, by name."""
+        variables = self._variables
+        if variables is None:
+            assert self._text is not None
+            found = dict(HEADER_LINE.findall(self._text))
+            for name in [n for n in found if n.startswith("agi_arg_")]:
+                if ARG_NAME.fullmatch(name):
+                    del found[name]
+            variables = MappingProxyType(found)
+            object.__setattr__(self, "_variables", variables)
+        return variables
+
+    def _value(self, key: str) -> str | None:
+        """The value of variable ``key`` (the last line of that name), or None."""
+        text = self._text
+        if text is None:
+            return self.variables.get(key)
+        # Every line starts after a newline (one is put before the first): the last line
+        # named ``key`` is the last "\n<key>: ", and a value holds no newline.
+        at = text.rfind(f"\n{key}: ")
+        if at < 0:
+            return None
+        start = at + len(key) + 3
+        end = text.find("\n", start)
+        return text[start:] if end < 0 else text[start:end]
 
     def get(self, name: str, default: str = "") -> str:
         """Return the value of ``agi_<name>`` (or of ``name`` if it already has the prefix)."""
@@ -43,7 +120,7 @@ class AGIRequest:
     @property
     def network_script(self) -> str | None:
         """The ``agi_network_script`` line (path and query string), or None when absent."""
-        return self.variables.get("agi_network_script")
+        return self._value("agi_network_script")
 
     @property
     def script(self) -> str | None:
@@ -69,12 +146,12 @@ class AGIRequest:
     @property
     def callerid(self) -> str:
         """``agi_callerid``: the caller number, ``unknown`` or ``anonymous`` when not given."""
-        return self.variables.get("agi_callerid", "")
+        return self._value("agi_callerid") or ""
 
     @property
     def uniqueid(self) -> str:
         """``agi_uniqueid``, the channel's unique id, for logs."""
-        return self.variables.get("agi_uniqueid", "")
+        return self._value("agi_uniqueid") or ""
 
 
 @functools.lru_cache(maxsize=1024)

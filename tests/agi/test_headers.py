@@ -219,6 +219,39 @@ def test_arguments_anywhere_in_the_block_and_repeated_read_alike_whole_or_in_pie
     assert events == [whole]
 
 
+def test_a_request_read_whole_is_the_value_read_line_by_line() -> None:
+    whole = parse(LOOKUP_BLOCK)
+    conn = AGIConnection()
+    conn.receive_data(LOOKUP_BLOCK[:40])  # a first piece: the line-by-line path
+    assert drain(conn) == []
+    conn.receive_data(LOOKUP_BLOCK[40:])
+    (pieces,) = drain(conn)
+    assert pieces._text is None and whole._text is not None  # one of each kind
+    assert pieces == whole and repr(pieces) == repr(whole)
+    assert (whole.callerid, whole.uniqueid, whole.network_script) == (
+        pieces.callerid,
+        pieces.uniqueid,
+        pieces.network_script,
+    )
+    with pytest.raises(AttributeError):
+        whole.args = ()  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        hash(whole)
+
+
+def test_the_last_of_a_repeated_variable_wins_either_way() -> None:
+    block = b"agi_callerid: 111\nagi_network_script: a\nagi_callerid: 222\nagi_uniqueid: u\n\n"
+    whole = parse(block)
+    assert whole.callerid == whole.variables["agi_callerid"] == "222"
+    assert whole.network_script == "a" and whole.uniqueid == "u"
+    assert parse(b"agi_network: yes\n\n").network_script is None
+    conn = AGIConnection()
+    for byte in block:
+        conn.receive_data(bytes([byte]))
+        events = drain(conn)
+    assert events == [whole] and events[0].callerid == "222"
+
+
 def test_an_agi_arg_without_a_number_is_an_ordinary_variable() -> None:
     request = parse(b"agi_arg_x: not an arg\nagi_arg_1: first\n\n")
     assert request.args == ("first",)

@@ -265,7 +265,15 @@ def parse_headers(block: bytes, cuts: list[int], limits: dict[str, int]) -> Any:
         try:
             while (event := conn.next_event()) is not NEED_DATA:
                 if isinstance(event, AGIRequest):
-                    return dict(event.variables), event.args
+                    # A block read whole answers these from its text, not from the mapping.
+                    lookups = (event.callerid, event.uniqueid, event.network_script)
+                    variables = dict(event.variables)
+                    assert lookups == (
+                        variables.get("agi_callerid", ""),
+                        variables.get("agi_uniqueid", ""),
+                        variables.get("agi_network_script"),
+                    )
+                    return variables, event.args
         except RemoteProtocolError:
             return "error"  # which limit is reported first may differ; that it fails may not
     return "incomplete"
