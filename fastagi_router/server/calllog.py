@@ -34,6 +34,8 @@ BURST = 10
 CALLER_MODES = ("full", "last4", "none")
 _LOUD_REASONS = frozenset({"overload", "unknown_script"})
 _SRC = sys.intern(__file__)
+_MASKS_KEPT = 4096
+_MASKS_LEN = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,8 @@ class CallLog:
     def __init__(self, caller: str = "last4") -> None:
         self.caller = caller
         self._windows: dict[str, tuple[float, int, int]] = {}
+        #: Masked caller numbers by the number as received (`_MASKS_KEPT` at most).
+        self._masked: dict[str, str] = {}
 
     def call(
         self,
@@ -76,7 +80,7 @@ class CallLog:
                 return
         elif not log.isEnabledFor(level):
             return
-        now = time.perf_counter()
+        ms = (time.perf_counter() - started) * 1000
         uniqueid = sanitize(request.uniqueid) or "-"
         caller = self.mask(request.callerid)
         if answer is None:
@@ -84,12 +88,11 @@ class CallLog:
         else:
             account = sanitize(answer.account)
             status, source, reason = answer.status, answer.source, answer.reason
-        decide_ms = _ms(decided - started) if decided else None
-        ms = _ms(now - started)
+        decide_ms = (decided - started) * 1000 if decided else None
         text = (
             f"call {uniqueid} account={account} caller={caller} status={status} "
             f"source={source} reason={reason} outcome={outcome} round_trips={round_trips} "
-            f"decide_ms={'-' if decide_ms is None else decide_ms} ms={ms}"
+            f"decide_ms={'-' if decide_ms is None else f'{decide_ms:.3f}'} ms={ms:.3f}"
         )
         script = None
         if level == logging.WARNING and reason == "unknown_script":
@@ -109,8 +112,8 @@ class CallLog:
             "reason": reason,
             "outcome": outcome,
             "round_trips": round_trips,
-            "decide_ms": decide_ms,
-            "ms": ms,
+            "decide_ms": None if decide_ms is None else round(decide_ms, 3),
+            "ms": round(ms, 3),
         }
         if script is not None:
             fields["script"] = script
@@ -125,6 +128,16 @@ class CallLog:
 
     def mask(self, callerid: str) -> str:
         """The caller number as ``log.caller`` allows it in a log line."""
+        masked = self._masked.get(callerid)
+        if masked is None:
+            masked = self._mask(callerid)
+            if len(callerid) <= _MASKS_LEN:  # callers call again; no peer fills it up
+                if len(self._masked) >= _MASKS_KEPT:
+                    self._masked.clear()
+                self._masked[callerid] = masked
+        return masked
+
+    def _mask(self, callerid: str) -> str:
         if self.caller == "none" or not callerid:
             return "-"
         if self.caller == "last4" and len(callerid) > 4:
@@ -165,8 +178,3 @@ class CallLog:
         record = log.makeRecord(log.name, level, _SRC, 0, message, args, None)
         record.call = fields
         log.handle(record)
-
-
-def _ms(seconds: float) -> float:
-    """Seconds as milliseconds, rounded to the microsecond, as the JSON line holds them."""
-    return round(seconds * 1000, 3)
