@@ -278,6 +278,16 @@ def contenders(db_dir: Path) -> list[Contender]:
             env=quiet,
             server_cpus="0,1",
         ),
+        # Where the server, not the load generator, is the bottleneck: what a second
+        # worker adds on this machine.
+        Contender(
+            "router-code-w2",
+            [*router, "--db", small, "--workers", "2"],
+            callerid="anonymous",
+            dtmf=["1234"],
+            env=quiet,
+            server_cpus="0,1",
+        ),
         Contender(
             "router-upstream-warm",
             [*router, "--db", small],
@@ -346,7 +356,7 @@ def _markdown(
         "",
         f"Machine: {machine['cpu']}, {machine['cpus']} CPUs, Python {machine['python']}, "
         f"kernel {machine['kernel']}, somaxconn {machine['somaxconn']}. Server on CPU 0, "
-        f"load generator on CPU 1 (the customer API too, where there is one; router-agent-w2's "
+        f"load generator on CPU 1 (the customer API too, where there is one; the -w2 contenders' "
         f"two workers on CPUs 0 and 1); {args.repeats} repeat(s) of {args.duration:g} s, medians."
         " Sessions per server-core-second count the CPU time of the server and its workers.",
         "",
