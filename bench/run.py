@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -361,18 +362,34 @@ def _markdown(
         " Sessions per server-core-second count the CPU time of the server and its workers.",
         "",
         "| server | sessions/server-core-s | vs panoramisk+uvloop | vs minimal | sessions/s "
-        "| round trips | p50 c=1 ms | p99 c=200 ms | max c=200 ms | overflows | errors "
-        "| loadgen CPU |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| round trips | p50 c=1 ms | p95 c=200 ms | p99 c=200 ms | max c=200 ms | overflows "
+        "| errors | loadgen CPU |",
+        "| --- |" + " ---: |" * 12,
     ]
     for name, s in summary.items():
         lines.append(
-            f"| {name} | {s['sessions_per_core_s']:.0f} | {s['vs_panoramisk']:.2f}x "
-            f"| {s['vs_minimal']:.2f}x | {s['sessions_per_s']:.0f} | {s['round_trips']:.1f} "
-            f"| {s['p50_c1_ms']:.2f} | {s['p99_c200_ms']:.1f} | {s['max_c200_ms']:.1f} "
-            f"| {s['listen_overflows']:.0f} | {s['errors']:.0f} | {s['loadgen_cpu']:.0%} |"
+            f"| {name} | {s['sessions_per_core_s']:.0f} | {_ratio(s['vs_panoramisk'])} "
+            f"| {_ratio(s['vs_minimal'])} | {s['sessions_per_s']:.0f} | {s['round_trips']:.1f} "
+            f"| {s['p50_c1_ms']:.2f} | {s['p95_c200_ms']:.1f} | {s['p99_c200_ms']:.1f} "
+            f"| {s['max_c200_ms']:.1f} | {s['listen_overflows']:.0f} | {s['errors']:.0f} "
+            f"| {s['loadgen_cpu']:.0%} |"
         )
+    for revision in args.against:
+        old = summary.get(f"router-agent@{revision}")
+        new = summary.get("router-agent")
+        if old and new:
+            lines += [
+                "",
+                f"router-agent / router-agent@{revision}: "
+                f"{_ratio(new['sessions_per_core_s'] / old['sessions_per_core_s'])} "
+                "sessions per server-core-second.",
+            ]
     return "\n".join(lines) + "\n"
+
+
+def _ratio(value: float) -> str:
+    """``1.23x``, or ``-`` when the contender it compares with was not in the run."""
+    return "-" if math.isnan(value) else f"{value:.2f}x"
 
 
 def main() -> None:
