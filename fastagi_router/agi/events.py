@@ -84,6 +84,10 @@ class AGIRequest:
     def __repr__(self) -> str:
         return f"AGIRequest(variables={dict(self.variables)!r}, args={self.args!r})"
 
+    def __reduce__(self) -> tuple[object, tuple[dict[str, str], tuple[str, ...]]]:
+        # copy and pickle rebuild the value from its variables and arguments.
+        return _rebuilt, (dict(self.variables), self.args)
+
     @property
     def variables(self) -> Mapping[str, str]:
         """Every variable of the header block but the arguments, by name."""
@@ -152,6 +156,10 @@ class AGIRequest:
     def uniqueid(self) -> str:
         """``agi_uniqueid``, the channel's unique id, for logs."""
         return self._value("agi_uniqueid") or ""
+
+
+def _rebuilt(variables: dict[str, str], args: tuple[str, ...]) -> AGIRequest:
+    return AGIRequest(MappingProxyType(variables), args)
 
 
 @functools.lru_cache(maxsize=1024)

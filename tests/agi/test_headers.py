@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -237,6 +239,9 @@ def test_a_request_read_whole_is_the_value_read_line_by_line() -> None:
         whole.args = ()  # type: ignore[misc]
     with pytest.raises(TypeError):
         hash(whole)
+    for request in (whole, pieces):
+        for again in (copy.copy(request), pickle.loads(pickle.dumps(request))):
+            assert again == request and again.callerid == request.callerid
 
 
 def test_the_last_of_a_repeated_variable_wins_either_way() -> None:
