@@ -12,12 +12,13 @@ entry is good for at a given time::
 
 Reads are on the call path: one indexed SELECT on a connection of the cache's own. Writes
 never are: `put` files the entry in memory and returns; a background task writes what has
-accumulated in one transaction, on a second connection, and meanwhile `get` answers from
-memory, so a call never waits on a write and never misses an answer that is still on its
-way to disk. Every ``sweep_interval`` the writer also deletes entries that can no longer be
-used, and when the table holds more than ``max_entries`` it deletes the least recently
-fetched down to 90 % of that (an entry in use is refetched every ``fresh_ttl`` or so, so it
-stays young). The ``cache`` command reads and purges the same table while ``serve`` runs.
+accumulated in one transaction, on a second connection, at most one transaction every
+`WRITE_INTERVAL` seconds, and meanwhile `get` answers from memory, so a call never waits on
+a write and never misses an answer that is still on its way to disk. Every
+``sweep_interval`` the writer also deletes entries that can no longer be used, and when the
+table holds more than ``max_entries`` it deletes the least recently fetched down to 90 % of
+that (an entry in use is refetched every ``fresh_ttl`` or so, so it stays young). The
+``cache`` command reads and purges the same table while ``serve`` runs.
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ KINDS = ("number", "code")
 SCHEMA_VERSION = 3
 #: Answers waiting for the writer; past this, new ones are dropped (and counted).
 MAX_PENDING = 10000
+#: Shortest time between two of the writer's transactions, unless a flush is asked for.
+#: Every commit changes the store file's WAL-index header, which empties the hot layer in
+#: front of the local tables (store/hot.py) in every process: one write per answer would
+#: empty it as often as new callers' answers arrive. Answers arriving meanwhile are served
+#: from memory and written together.
+WRITE_INTERVAL = 0.5
 _COLUMNS = (
     "account, kind, lookup_key, found, customer_id, destination1, destination2, "
     "destination3, destination4, vip, oncall, fetched_at"
@@ -213,6 +220,8 @@ class UpstreamCache:
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
+        #: Set by `flush`: write now, without waiting out `WRITE_INTERVAL`.
+        self._urgent = asyncio.Event()
         #: An upper bound of the rows in the table (exact after each eviction check).
         self._rows = rows
         self._sweep_interval = sweep_interval
@@ -303,14 +312,15 @@ class UpstreamCache:
         """Return once every entry `put` so far is written (or given up on)."""
         if self._task.done():
             return
+        self._urgent.set()
         await self._drained.wait()
 
     async def _write_loop(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._pending:
-                batch = list(self._pending.values())
+            batch = list(self._pending.values())  # empty when a purge took them
+            if batch:
                 try:
                     await self._write(batch)
                     self._metrics.inc("upstream_cache_writes_total", len(batch), outcome="written")
@@ -322,7 +332,17 @@ class UpstreamCache:
                     for entry in batch:
                         if self._pending.get(entry.key) is entry:
                             del self._pending[entry.key]
-            self._drained.set()
+            if not self._pending:
+                self._drained.set()
+            if not batch:
+                continue
+            # At most one transaction per WRITE_INTERVAL; a flush cuts the wait short.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(WRITE_INTERVAL):
+                    await self._urgent.wait()
+            self._urgent.clear()
+            if self._pending:
+                self._wake.set()
 
     async def _write(self, batch: Sequence[CacheEntry]) -> None:
         now = self._clock()

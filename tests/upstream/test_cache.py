@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
@@ -110,6 +111,33 @@ async def test_an_answer_is_readable_before_it_is_written(cache: UpstreamCache) 
     assert await cache.get(NUMBER) is entry
     await cache.flush()
     assert await cache.get(NUMBER) == entry
+
+
+async def test_answers_arriving_together_are_written_in_few_transactions(
+    cache: UpstreamCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every commit empties the hot layer of every process: answers are written at most
+    # once per WRITE_INTERVAL, and a flush still writes at once.
+    monkeypatch.setattr(cache_module, "WRITE_INTERVAL", 0.3)
+    transactions: list[int] = []
+    write = cache._write
+
+    async def counted(batch: list[CacheEntry]) -> None:
+        transactions.append(len(batch))
+        await write(batch)
+
+    monkeypatch.setattr(cache, "_write", counted)
+    keys = [CacheKey("CL0000", "number", f"+3310000{n:04d}") for n in range(20)]
+    for key in keys:
+        cache.put(CacheEntry(key, None, 1.0))
+        await asyncio.sleep(0.01)  # 20 answers over 0.2 s
+    await asyncio.sleep(0.35)
+    assert sum(transactions) == 20 and len(transactions) <= 2, transactions
+    assert None not in [await cache.get(key) for key in keys]
+    cache.put(CacheEntry(NUMBER, None, 1.0))
+    async with asyncio.timeout(0.2):  # well within WRITE_INTERVAL
+        await cache.flush()
+    assert transactions[-1] == 1 and sum(transactions) == 21
 
 
 async def test_a_call_never_waits_on_a_write(tmp_path: Path, clock: Clock) -> None:
