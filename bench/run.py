@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -323,13 +324,14 @@ def at_revision(revision: str, db_dir: Path) -> Contender:
         cwd=ROOT, check=True, capture_output=True,
     ).stdout  # fmt: skip
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
-    quiet = {"FASTAGI_ROUTER_LOG_LEVEL": "WARNING", "FASTAGI_ROUTER_HTTP_ENABLED": "0"}
-    # -P: the working directory must not come first on the module path.
-    command = [sys.executable, "-P", "-m", "fastagi_router", "serve", "--agi", "127.0.0.1:{port}"]
-    return Contender(
-        f"router-agent@{revision}",
-        [*command, "--db", str(db_dir / "small.db")],
-        env=quiet | {"PYTHONPATH": str(tree)},
+    base = next(c for c in contenders(db_dir) if c.name == "router-agent")
+    python, *rest = base.command
+    return dataclasses.replace(
+        base,
+        name=f"router-agent@{revision}",
+        # -P: the working directory must not come first on the module path.
+        command=[python, "-P", *rest],
+        env=base.env | {"PYTHONPATH": str(tree)},
     )
 
 

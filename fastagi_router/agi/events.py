@@ -23,15 +23,18 @@ class NeedData(enum.Enum):
 NEED_DATA = NeedData.NEED_DATA
 
 
-#: One header line as the one-pass parser reads it: a plain name, a colon, one space.
-HEADER_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): (.*)$", re.MULTILINE)
-#: A whole header block of such lines (without its final empty line).
-HEADER_BLOCK = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*: [^\n]*\n)*[A-Za-z_][A-Za-z0-9_]*: [^\n]*")
+# The one-pass parser's grammar, written once: a plain name, a colon, one space, a value.
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 #: ``agi_arg_N``: ASCII digits without a leading zero, few enough for ``int()`` (a name such
 #: as ``agi_arg_\u00b2`` or ``agi_arg_01`` is an ordinary variable).
-ARG_NAME = re.compile(r"agi_arg_(0|[1-9][0-9]{0,8})")
+_ARG = r"agi_arg_(0|[1-9][0-9]{0,8})"
+#: One header line as the one-pass parser reads it.
+HEADER_LINE = re.compile(rf"^({_NAME}): (.*)$", re.MULTILINE)
+#: A whole header block of such lines (without its final empty line).
+HEADER_BLOCK = re.compile(rf"(?:{_NAME}: [^\n]*\n)*{_NAME}: [^\n]*")
+ARG_NAME = re.compile(_ARG)
 #: The `HEADER_LINE`s whose name is an `ARG_NAME`.
-ARG_LINE = re.compile(r"^agi_arg_(0|[1-9][0-9]{0,8}): (.*)$", re.MULTILINE)
+ARG_LINE = re.compile(rf"^{_ARG}: (.*)$", re.MULTILINE)
 
 
 class AGIRequest:

@@ -463,7 +463,7 @@ class AGIServer:
         #: with the loop time their wait expires.
         self.watched: dict[_AGIProtocol, float] = {}
         self._sweeper: asyncio.TimerHandle | None = None
-        #: The loop the server runs on, known from the first `start` or `watch`.
+        #: The loop the server runs on, known from the first `watch`.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._refused: dict[str, tuple[float, int]] = {}
@@ -588,7 +588,7 @@ class AGIServer:
 
     async def start(self, sock: socket.socket | None = None) -> None:
         """Start listening on ``agi.listen`` (or on ``sock`` when given)."""
-        loop = self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         backlog = self.settings.agi.backlog
         if sock is not None:
             self._server = await loop.create_server(
