@@ -26,7 +26,7 @@ from fastagi_router.agi.events import (
     NeedData,
     Reply,
 )
-from fastagi_router.agi.replies import is_usage_start, parse_reply
+from fastagi_router.agi.replies import COMMON_REPLY_LINES, is_usage_start, parse_reply
 from fastagi_router.errors import LocalProtocolError, RemoteProtocolError
 
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
@@ -49,6 +49,9 @@ class AGIConnection:
         while (event := conn.next_event()) is not NEED_DATA:
             ...                            # AGIRequest, Reply, HangupNotice, ConnectionClosed
         transport.write(conn.send(commands.set_variable("X", "1")))
+
+    `receive` does the first two steps in one call, and reads the chunks nearly every
+    session is made of without buffering them.
     """
 
     def __init__(
@@ -108,6 +111,33 @@ class AGIConnection:
             return  # nothing more will be read; drop it rather than buffer it
         self._buffer += data
 
+    def receive(self, data: bytes) -> Event | NeedData:
+        """`receive_data` (``data`` not empty) then `next_event`: the first event ``data``
+        completes, or `NEED_DATA` (then there is no other). After an event, call
+        `next_event` for more while `buffered` is not 0; once it is 0 there are none.
+
+        The two chunks nearly every session is made of -- a whole header block, and one
+        common reply line (``200 result=1``) to the command outstanding -- are read here
+        without going through the buffer; every other chunk takes the general path, and
+        either way the same bytes give the same events and leave the same state.
+        """
+        if not self._buffer and not self._eof:
+            state = self._state
+            if state is State.AWAITING:
+                reply = COMMON_REPLY_LINES.get(data)
+                if reply is not None:
+                    self.outstanding = None
+                    self._state = State.IDLE  # AWAITING -> IDLE, always legal
+                    return reply
+            elif state is State.HEADERS and not self._header_bytes:
+                end = len(data) - 2
+                if end > 0 and data.find(b"\n\n") == end:
+                    request = self._header_block(data, end)
+                    if request is not None:
+                        return request
+        self.receive_data(data)
+        return self.next_event()
+
     def _next_line(self) -> str | None:
         newline = self._buffer.find(b"\n", self._scanned)
         if newline < 0:
@@ -158,11 +188,23 @@ class AGIConnection:
         Asterisk writes it at once), instead of line by line."""
         buffer = self._buffer
         end = buffer.find(b"\n\n")
+        if end < 0 or self._header_bytes:
+            return None
+        request = self._header_block(buffer, end)
+        if request is not None:
+            del buffer[: end + 2]
+            self._scanned = 0
+        return request
+
+    def _header_block(self, data: bytes | bytearray, end: int) -> AGIRequest | None:
+        """The request for the header block ``data[:end]`` (the first ``\\n\\n`` of ``data``
+        at ``end``) read in one pass, or None (nothing read) when the line-by-line path must
+        decide. The caller drops ``data[: end + 2]`` from its buffer after a request."""
         # An empty first line, a CR, or a line too long: the line-by-line path decides,
         # so that a block is read the same whether it came whole or in pieces.
-        if end < 0 or self._header_bytes or buffer.startswith(b"\n"):
+        if data.startswith(b"\n"):
             return None
-        block = buffer[:end]
+        block = data[:end]
         if b"\r" in block:
             return None
         if end > self._max_line_bytes and max(map(len, block.split(b"\n"))) > self._max_line_bytes:
@@ -170,8 +212,6 @@ class AGIConnection:
         if end + 2 > self._max_header_bytes:
             self._fail(f"header block larger than {self._max_header_bytes} bytes")
         text = decode(block)
-        del buffer[: end + 2]
-        self._scanned = 0
         self._header_bytes = end + 2
         if HEADER_BLOCK.fullmatch(text) is None:
             for line in text.split("\n"):

@@ -84,3 +84,7 @@ _COMMON: dict[str, Reply] = {}
 _COMMON.update(
     (line, parse_reply(line)) for line in ("200 result=0", "200 result=1", "200 result=-1")
 )
+#: The same, by the bytes of the line as Asterisk sends it (newline included).
+COMMON_REPLY_LINES: dict[bytes, Reply] = {
+    f"{line}\n".encode(): reply for line, reply in _COMMON.items()
+}

@@ -32,6 +32,7 @@ from fastagi_router.agi import (
     AGIRequest,
     Command,
     ConnectionClosed,
+    Event,
     HangupNotice,
     Reply,
     State,
@@ -117,11 +118,17 @@ class _AGIProtocol(asyncio.Protocol):
         server.watch(self, server.header_timeout)
 
     def data_received(self, data: bytes) -> None:
+        conn = self._conn
         try:
-            self._conn.receive_data(data)
+            event = conn.receive(data)
+        except RemoteProtocolError as exc:
+            self._protocol_error(exc)
+            return
         except ProtocolError:
             return
-        self._pump()
+        # Nothing left in the buffer (the usual case): no other event can be there.
+        if event is not NEED_DATA and self._handle(event) and conn.buffered:
+            self._pump()
 
     def eof_received(self) -> bool:
         self._conn.receive_data(b"")
@@ -153,24 +160,28 @@ class _AGIProtocol(asyncio.Protocol):
             except RemoteProtocolError as exc:
                 self._protocol_error(exc)
                 return
-            if event is NEED_DATA:
+            if event is NEED_DATA or not self._handle(event):
                 return
-            if isinstance(event, Reply):
-                if event.interim:
-                    continue
-                if self._queue is not None:
-                    self._next_answer(event)
-                elif self._waiter is not None and not self._waiter.done():
-                    self._waiter.set_result(event)
-            elif isinstance(event, AGIRequest):
-                self._start(event)
-            elif isinstance(event, HangupNotice):
-                self._hangup()
-            elif isinstance(event, ConnectionClosed):
-                self._peer_gone()
-                if event.state == State.HEADERS.value:
-                    self._close()
-                return
+
+    def _handle(self, event: Event) -> bool:
+        """Act on one event; False when no event can follow it."""
+        if isinstance(event, Reply):
+            if event.interim:
+                return True
+            if self._queue is not None:
+                self._next_answer(event)
+            elif self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(event)
+        elif isinstance(event, AGIRequest):
+            self._start(event)
+        elif isinstance(event, HangupNotice):
+            self._hangup()
+        elif isinstance(event, ConnectionClosed):
+            self._peer_gone()
+            if event.state == State.HEADERS.value:
+                self._close()
+            return False
+        return True
 
     def _start(self, request: AGIRequest) -> None:
         self._started = perf_counter()

@@ -21,6 +21,7 @@ from fastagi_router.agi import (
     parse_reply,
 )
 from fastagi_router.agi._state import check_transition
+from fastagi_router.agi.replies import COMMON_REPLY_LINES
 from fastagi_router.errors import LocalProtocolError, RemoteProtocolError
 from tests import transcripts
 
@@ -88,15 +89,29 @@ def in_threes(data: bytes) -> Iterator[bytes]:
         yield data[i : i + 3]
 
 
-def replay(entries: list[transcripts.Entry], feed: Chunker) -> list[tuple[str, list[Event]]]:
+def receive(conn: AGIConnection, chunk: bytes) -> list[Event]:
+    """Feed ``chunk`` as the engine does: `AGIConnection.receive`, then `next_event` only
+    while bytes are buffered; checks that nothing was left behind."""
+    event = conn.receive(chunk)
+    events = [] if event is NEED_DATA else [event, *(drain(conn) if conn.buffered else [])]
+    assert conn.next_event() is NEED_DATA
+    return events
+
+
+def replay(
+    entries: list[transcripts.Entry], feed: Chunker, *, engine: bool = False
+) -> list[tuple[str, list[Event]]]:
     """Play the router's side of a recording: send each recorded command, feed what Asterisk
-    sent, and return each command with the events that followed it (the header block's
-    events under the name ``"<connect>"``)."""
+    sent (as the engine does when ``engine``), and return each command with the events that
+    followed it (the header block's events under the name ``"<connect>"``)."""
     conn = AGIConnection()
     log: list[tuple[str, list[Event]]] = [("<connect>", [])]
     for entry in entries:
         if entry.dir == "in":
             for chunk in feed(entry.raw):
+                if engine:
+                    log[-1][1].extend(receive(conn, chunk))
+                    continue
                 conn.receive_data(chunk)
                 log[-1][1].extend(drain(conn))
         elif entry.dir == "out":
@@ -183,6 +198,83 @@ def test_replay_recording(name: str, feed: Chunker) -> None:
     assert len(connect[1]) == 1
     assert isinstance(connect[1][0], AGIRequest)
     assert rest == EXPECTED[name]
+
+
+@pytest.mark.parametrize("feed", [as_recorded, in_threes, byte_by_byte])
+@pytest.mark.parametrize("name", transcripts.NAMES)
+def test_replay_recording_as_the_engine_reads_it(name: str, feed: Chunker) -> None:
+    assert replay(RECORDINGS[name], feed, engine=True) == replay(RECORDINGS[name], feed)
+
+
+def test_a_whole_block_and_a_common_reply_skip_the_buffer() -> None:
+    conn = AGIConnection()
+    request = conn.receive(HEADERS)
+    assert isinstance(request, AGIRequest)
+    assert request.callerid == "0899990988"
+    assert (conn.state, conn.buffered) == (State.IDLE, 0)
+    conn.send(commands.noop())
+    for line in (b"200 result=0\n", b"200 result=1\n", b"200 result=-1\n"):
+        reply = conn.receive(line)
+        assert reply is COMMON_REPLY_LINES[line]  # parsed once, handed out again
+        assert reply == parse_reply(line.decode().rstrip("\n"))
+        assert (conn.state, conn.outstanding, conn.buffered) == (State.IDLE, None, 0)
+        conn.send(commands.noop())
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        b"200 result=0\r\n",  # CR: the general path strips it
+        b"200 result=1\nHANGUP\n",  # more than one line
+        b"HANGUP\n",
+        b"200 result=1 (0899990988)\n",  # not a common reply
+    ],
+)
+def test_other_replies_take_the_general_path_to_the_same_events(chunk: bytes) -> None:
+    general, engine = awaiting(), awaiting()
+    general.receive_data(chunk)
+    assert receive(engine, chunk) == drain(general)
+    assert (engine.state, engine.outstanding) == (general.state, general.outstanding)
+
+
+def test_a_reply_split_in_two_is_read_once_whole() -> None:
+    conn = awaiting()
+    assert conn.receive(b"200 res") is NEED_DATA
+    assert conn.buffered == 7
+    assert receive(conn, b"ult=1\n") == [parse_reply("200 result=1")]
+    assert conn.state is State.IDLE
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        HEADERS + b"HANGUP\n",  # more after the block
+        HEADERS.replace(b"\n", b"\r\n"),
+        b"\n\n",
+        b"\nagi_network: yes\n\n",
+        b"not a header\n\n",
+    ],
+)
+def test_other_header_chunks_take_the_general_path_to_the_same_events(chunk: bytes) -> None:
+    general, engine = AGIConnection(), AGIConnection()
+    general.receive_data(chunk)
+    try:
+        expected: object = drain(general)
+    except RemoteProtocolError:
+        expected = "error"
+    try:
+        got: object = receive(engine, chunk)
+    except RemoteProtocolError:
+        got = "error"
+    assert got == expected
+    assert (engine.state, engine.buffered) == (general.state, general.buffered)
+
+
+def test_receive_after_eof_is_a_local_error() -> None:
+    conn = awaiting()
+    conn.receive_data(b"")
+    with pytest.raises(LocalProtocolError):
+        conn.receive(b"200 result=0\n")
 
 
 def test_expected_commands_are_the_recorded_ones() -> None:

@@ -12,7 +12,9 @@ sends, EOFs and data after EOF, and checks after every step what the layer promi
   than commands sent; at most one `HangupNotice`;
 * an EOF always yields exactly one `ConnectionClosed`, then `NEED_DATA` for ever;
 * a header block parses the same however it is cut (the one-pass parser for a block that
-  arrived whole and the line-by-line one agree).
+  arrived whole and the line-by-line one agree);
+* a twin connection fed as the engine feeds it (`AGIConnection.receive`, then `next_event`
+  only while bytes are buffered) gives the same events and ends in the same state.
 
 The streams are built from the protocol's own vocabulary (header lines, every reply shape,
 ``HANGUP``, usage blocks, CR/LF variants, Unicode digits and names) mixed with raw bytes and
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -38,7 +41,9 @@ from fastagi_router.agi import (
     State,
     commands,
 )
+from fastagi_router.agi.replies import COMMON_REPLY_LINES
 from fastagi_router.errors import LocalProtocolError, RemoteProtocolError
+from fastagi_router.simulator import CallSpec, header_block
 
 #: Small limits in some runs, so that the bounds are reached within a few steps.
 LIMITS = st.sampled_from(
@@ -121,6 +126,15 @@ COMMANDS = st.sampled_from(
         *commands.set_variables([("SMARTROUTING_STATUS", "AGENT")]),
     ]
 )
+#: Header blocks as Asterisk writes them (and near misses), each fed as one chunk.
+WHOLE_BLOCKS = [
+    header_block(CallSpec()),
+    header_block(CallSpec(callerid="anonymous", script="route?account=CL0001")),
+    b"agi_network: yes\nagi_arg_1: a\n\n",
+    b"agi_network: yes\n\nHANGUP\n",
+    b"agi_network: yes\r\n\r\n",
+    b"\n\n",
+]
 #: Enough calls of next_event to drain anything a step can feed; more means a loop.
 DRAIN_LIMIT = 100_000
 
@@ -147,6 +161,9 @@ class AGIConnectionMachine(RuleBasedStateMachine):
     @initialize(limits=LIMITS)
     def start(self, limits: dict[str, int]) -> None:
         self.conn = AGIConnection(**limits)
+        self.twin = AGIConnection(**limits)
+        self.events: list[Any] = []
+        self.twin_events: list[Any] = []
         self.max_line = limits.get("max_line_bytes", 16 * 1024)
         self.max_header = limits.get("max_header_bytes", 64 * 1024)
         self.max_usage = limits.get("max_usage_lines", 256)
@@ -165,12 +182,35 @@ class AGIConnectionMachine(RuleBasedStateMachine):
                 event = self.conn.next_event()
             except RemoteProtocolError:
                 self.errors += 1
+                self.events.append("error")
                 assert self.conn.state is State.ERROR
                 continue
             if event is NEED_DATA:
                 return
             self.check(event, before)
+            self.events.append(event)
         raise AssertionError("next_event() did not settle: a loop")
+
+    def twin_feed(self, piece: bytes) -> None:
+        """Feed ``piece`` to the twin as the engine does: `receive`, and after an event
+        `next_event` while bytes are buffered; then `next_event` must have nothing more."""
+        try:
+            event = self.twin.receive(piece)
+        except RemoteProtocolError:
+            event = "error"
+        for _ in range(DRAIN_LIMIT):
+            if event is NEED_DATA:
+                break
+            self.twin_events.append(event)
+            if not self.twin.buffered:
+                break
+            try:
+                event = self.twin.next_event()
+            except RemoteProtocolError:
+                event = "error"
+        else:  # pragma: no cover - the test fails: a loop
+            raise AssertionError("next_event() did not settle: a loop")
+        assert self.twin.next_event() is NEED_DATA
 
     def check(self, event: Any, before: State) -> None:
         if isinstance(event, AGIRequest):
@@ -199,9 +239,22 @@ class AGIConnectionMachine(RuleBasedStateMachine):
                 self.conn.receive_data(piece)
             except LocalProtocolError:
                 assert self.eof
+                with pytest.raises(LocalProtocolError):
+                    self.twin.receive(piece)
                 return
             assert not self.eof, "data accepted after EOF"
             self.drain()
+            self.twin_feed(piece)
+
+    @rule(block=st.sampled_from(WHOLE_BLOCKS))
+    def feed_one_block(self, block: bytes) -> None:
+        """A header block as one chunk, as Asterisk writes it: `receive`'s short cut."""
+        self.feed(block, [])
+
+    @rule(line=st.sampled_from(sorted(COMMON_REPLY_LINES)) | REPLY_LINE.map(str.encode))
+    def feed_one_reply(self, line: bytes) -> None:
+        """One reply line as one chunk, as Asterisk writes it: `receive`'s short cut."""
+        self.feed(line, [])
 
     @rule(command=COMMANDS)
     def send(self, command: commands.Command) -> None:
@@ -210,7 +263,10 @@ class AGIConnectionMachine(RuleBasedStateMachine):
             data = self.conn.send(command)
         except LocalProtocolError:
             assert not turn
+            with pytest.raises(LocalProtocolError):
+                self.twin.send(command)
             return
+        assert self.twin.send(command) == data
         assert turn
         assert data.endswith(b"\n") and data.count(b"\n") == 1 and len(data) < 8192
         assert self.conn.state is State.AWAITING
@@ -218,10 +274,23 @@ class AGIConnectionMachine(RuleBasedStateMachine):
 
     @rule()
     def end_of_file(self) -> None:
+        self.twin.receive_data(b"")
+        while (event := self.twin.next_event()) is not NEED_DATA:
+            self.twin_events.append(event)
         self.conn.receive_data(b"")
         self.eof = True
         self.drain()
         self.drain()  # a second drain yields nothing more
+
+    @invariant()
+    def twins_agree(self) -> None:
+        if not hasattr(self, "conn"):
+            return
+        assert self.twin_events == self.events
+        assert self.twin.state is self.conn.state
+        assert self.twin.buffered == self.conn.buffered
+        assert self.twin.request == self.conn.request
+        assert self.twin.outstanding == self.conn.outstanding
 
     @invariant()
     def bounded(self) -> None:
