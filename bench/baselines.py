@@ -9,7 +9,13 @@ does per call, and what the router does in one command.
 * ``minimal``: the smallest hand-written asyncio-streams server that does the same;
 * ``threads``: a thread-per-call ``socketserver``, the model of thread-based AGI servers.
 
-Run as a process: ``python -m bench.baselines KIND PORT [--uvloop]``.
+And one that is not a baseline but a yardstick: ``null``, a server that does no work at
+all -- it waits for the header block, writes one fixed ``EXEC MSet`` line, and closes on
+the reply: the router's one-round-trip conversation at the cost of the event loop and the
+kernel alone. What the load generator measures against it is the most this machine and
+this load generator can show for any server (its p99 at 200 channels above all).
+
+Run as a process: ``python -m bench.baselines KIND PORT [--uvloop] [--backlog N]``.
 """
 
 from __future__ import annotations
@@ -57,6 +63,44 @@ async def _minimal(port: int, backlog: int) -> None:
         await server.serve_forever()
 
 
+_NULL_ANSWER = (
+    b"EXEC MSet SMARTROUTING_STATUS=AGENT,SMARTROUTING_REASON=sticky,SMARTROUTING_AGENT=104,"
+    b"SMARTROUTING_DESTINATIONS=207&209&214&216,SMARTROUTING_SOURCE=local\n"
+)
+
+
+class _Null(asyncio.Protocol):
+    """The router's conversation with nothing behind it: header block in, one fixed
+    answer out, closed on its reply."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.answered = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.buffer += data
+        if not self.answered:
+            if b"\n\n" in self.buffer:
+                self.answered = True
+                self.buffer = b""
+                self.transport.write(_NULL_ANSWER)
+        elif b"\n" in self.buffer:
+            self.transport.close()
+
+
+async def _null(port: int, backlog: int) -> None:
+    server = await asyncio.get_running_loop().create_server(
+        _Null, "127.0.0.1", port, backlog=backlog
+    )
+    async with server:
+        await server.serve_forever()
+
+
 class _ThreadHandler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         while self.rfile.readline() not in (b"\n", b""):
@@ -75,7 +119,7 @@ class _ThreadServer(socketserver.ThreadingTCPServer):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kind", choices=["panoramisk", "minimal", "threads"])
+    parser.add_argument("kind", choices=["panoramisk", "minimal", "threads", "null"])
     parser.add_argument("port", type=int)
     parser.add_argument("--uvloop", action="store_true")
     parser.add_argument("--backlog", type=int, default=100)
@@ -89,7 +133,7 @@ def main() -> None:
         import uvloop  # noqa: PLC0415
 
         uvloop.install()
-    run = _panoramisk if args.kind == "panoramisk" else _minimal
+    run = {"panoramisk": _panoramisk, "minimal": _minimal, "null": _null}[args.kind]
     try:
         asyncio.run(run(args.port, args.backlog))
     except KeyboardInterrupt:

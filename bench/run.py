@@ -263,6 +263,11 @@ def contenders(db_dir: Path) -> list[Contender]:
             script="bench",
         ),
         Contender("threads", [py, "-m", "bench.baselines", "threads", "{port}"], script="bench"),
+        # No work at all, the router's listen backlog: what the load generator can show.
+        Contender(
+            "null-uvloop",
+            [py, "-m", "bench.baselines", "null", "{port}", "--uvloop", "--backlog", "4096"],
+        ),
         Contender("router-agent", [*router, "--db", small], env=quiet),
         # The defaults as shipped: the per-call INFO line written to the log (a file here).
         Contender(
