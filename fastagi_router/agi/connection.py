@@ -129,14 +129,27 @@ class AGIConnection:
                     self.outstanding = None
                     self._state = State.IDLE  # AWAITING -> IDLE, always legal
                     return reply
-            elif state is State.HEADERS and not self._header_bytes:
-                end = len(data) - 2
-                if end > 0 and data.find(b"\n\n") == end:
-                    request = self._header_block(data, end)
-                    if request is not None:
-                        return request
+            elif state is State.HEADERS and not self._header_bytes and data.endswith(b"\n\n"):
+                request = self._plain_block(data)
+                if request is not None:
+                    return request
         self.receive_data(data)
         return self.next_event()
+
+    def _plain_block(self, data: bytes) -> AGIRequest | None:
+        """The request when ``data`` is exactly one header block of plain lines (what
+        Asterisk writes), else None with nothing done: the general path then decides, and
+        fails where it must."""
+        end = len(data) - 2
+        if end > self._max_line_bytes or end + 2 > self._max_header_bytes or b"\r" in data:
+            return None
+        text = decode(data[:end])
+        # Every line "name: value" with a plain name: so no empty line either, and the
+        # ``\n\n`` at the end is the first one.
+        if HEADER_BLOCK.fullmatch(text) is None:
+            return None
+        self._header_bytes = end + 2
+        return self._plain_request(text)
 
     def _next_line(self) -> str | None:
         newline = self._buffer.find(b"\n", self._scanned)
@@ -217,9 +230,12 @@ class AGIConnection:
             for line in text.split("\n"):
                 self._header_line(line)
             return self._header_line("")
-        # The usual block: every line "name: value" with a plain name. The agi_arg_N lines
-        # (Asterisk writes them last) are searched for from the first mention on; the
-        # request finds the other variables in the text when they are asked for.
+        return self._plain_request(text)
+
+    def _plain_request(self, text: str) -> AGIRequest:
+        """The request for ``text``, a block that matches `HEADER_BLOCK`. The agi_arg_N
+        lines (Asterisk writes them last) are searched for from the first mention on; the
+        request finds the other variables in the text when they are asked for."""
         first_arg = text.find("agi_arg_")
         if first_arg >= 0:
             for number, value in ARG_LINE.findall(text, first_arg):
@@ -230,7 +246,7 @@ class AGIConnection:
         """The header block is complete: build the request (from ``text`` when the block
         came whole); it is now the router's turn."""
         args = self._args
-        values = tuple([args[n] for n in sorted(args)])
+        values = tuple([args[n] for n in sorted(args)]) if args else ()
         if text is None:
             self.request = AGIRequest(MappingProxyType(self._headers), values)
         else:

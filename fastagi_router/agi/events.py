@@ -30,8 +30,9 @@ _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _ARG = r"agi_arg_(0|[1-9][0-9]{0,8})"
 #: One header line as the one-pass parser reads it.
 HEADER_LINE = re.compile(rf"^({_NAME}): (.*)$", re.MULTILINE)
-#: A whole header block of such lines (without its final empty line).
-HEADER_BLOCK = re.compile(rf"(?:{_NAME}: [^\n]*\n)*{_NAME}: [^\n]*")
+#: A whole header block of such lines (without its final empty line). Possessive: no
+#: character a repeat takes could start what follows it, so nothing is worth trying again.
+HEADER_BLOCK = re.compile(rf"(?:{_NAME}+: [^\n]*+\n)*+{_NAME}+: [^\n]*+")
 ARG_NAME = re.compile(_ARG)
 #: The `HEADER_LINE`s whose name is an `ARG_NAME`.
 ARG_LINE = re.compile(rf"^{_ARG}: (.*)$", re.MULTILINE)

@@ -253,6 +253,8 @@ def test_a_reply_split_in_two_is_read_once_whole() -> None:
         b"\n\n",
         b"\nagi_network: yes\n\n",
         b"not a header\n\n",
+        b"agi_network: yes\n\nagi_callerid: 0899990988\n\n",  # a block, then a stray line
+        HEADERS.replace(b"agi_callerid", b"agi callerid"),
     ],
 )
 def test_other_header_chunks_take_the_general_path_to_the_same_events(chunk: bytes) -> None:

@@ -133,6 +133,7 @@ WHOLE_BLOCKS = [
     b"agi_network: yes\nagi_arg_1: a\n\n",
     b"agi_network: yes\n\nHANGUP\n",
     b"agi_network: yes\r\n\r\n",
+    b"agi_network: yes\n\nagi_callerid: 0899990988\n\n",
     b"\n\n",
 ]
 #: Enough calls of next_event to drain anything a step can feed; more means a loop.
