@@ -19,9 +19,10 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from fastagi_router.agi import AGIRequest
+from fastagi_router.agi import AGIRequest, Command
+from fastagi_router.agi.commands import set_variables
 from fastagi_router.logutil import direct_handler, sanitize
 
 Variables = list[tuple[str, str]]
@@ -49,6 +50,19 @@ class Answer:
     source: str = "none"
     reason: str = "none"
     account: str = ""
+    _commands: tuple[Command, ...] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def commands(self) -> tuple[Command, ...]:
+        """The commands that set `variables` (`commands.set_variables`), built on first use
+        and kept: the router hands out the same answer for a known caller again and again.
+        Raises `LocalProtocolError` for a value no command can carry."""
+        built = self._commands
+        if built is None:
+            built = tuple(set_variables(self.variables))
+            object.__setattr__(self, "_commands", built)
+        return built
 
 
 class CallLog:

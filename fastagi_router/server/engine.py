@@ -201,6 +201,8 @@ class _AGIProtocol(asyncio.Protocol):
         if fast is not None:
             try:
                 answer = fast(request)
+                if answer is not None:
+                    answer.commands()  # a value no command can carry fails here, not below
             except Exception:
                 log.exception("[%s] fast path failed", sanitize(request.uniqueid))
                 answer = None  # the task below decides again, and answers in any case
@@ -228,7 +230,7 @@ class _AGIProtocol(asyncio.Protocol):
 
     def _answer_now(self, answer: Answer) -> None:
         self._variables = answer.variables
-        self._queue = commands.set_variables(answer.variables)
+        self._queue = list(answer.commands())
         self._server.watch(self, self._server.answer_timeout)
         self._send_next()
 
@@ -407,7 +409,10 @@ class _AGIProtocol(asyncio.Protocol):
         try:
             async with deadline:
                 session.deadline = deadline
-                return self._decided_now(await handler(session))
+                answer = await handler(session)
+            # A value no command can carry is the handler's error: FALLBACK, not silence.
+            answer.commands()
+            return self._decided_now(answer)
         except CallEnded:
             return None
         except asyncio.CancelledError:
