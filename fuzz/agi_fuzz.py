@@ -12,8 +12,11 @@ and after every operation checks what the layer promises: only `RemoteProtocolEr
 `next_event` (at most once), `LocalProtocolError` from `send` out of turn or from
 `receive_data` after EOF; at most one partial line buffered once `next_event` says
 `NEED_DATA`; at most one `AGIRequest`, no more final replies than commands sent; exactly
-one `ConnectionClosed` after EOF. It also parses every input's bytes as a header block
-whole and one byte at a time and requires the same result.
+one `ConnectionClosed` after EOF. A twin connection is fed the same chunks as the engine
+feeds them (`AGIConnection.receive`, then `next_event` only while bytes are buffered) and
+must give the same events and end in the same state after every operation. It also parses
+every input's bytes as a header block whole and one byte at a time and requires the same
+result.
 
 Run it (atheris is not a dependency of the package: ``pip install atheris``)::
 
@@ -69,6 +72,9 @@ class Run:
 
     def __init__(self, limits: dict[str, int]) -> None:
         self.conn = AGIConnection(**limits)
+        self.twin = AGIConnection(**limits)
+        self.events: list[Any] = []
+        self.twin_events: list[Any] = []
         self.max_line = limits.get("max_line_bytes", 16 * 1024)
         self.eof = False
         self.errors = self.requests = self.hangups = self.closed = self.sent = self.replies = 0
@@ -80,13 +86,41 @@ class Run:
                 event = self.conn.next_event()
             except RemoteProtocolError:
                 self.errors += 1
+                self.events.append("error")
                 assert self.conn.state is State.ERROR
                 continue
             if event is NEED_DATA:
                 self.check()
                 return
             self.count(event, before)
+            self.events.append(event)
         raise AssertionError("next_event() did not settle")
+
+    def twin_feed(self, data: bytes) -> None:
+        """``data`` to the twin as the engine gives it: `receive`, then `next_event` while
+        bytes are buffered after an event."""
+        try:
+            event: Any = self.twin.receive(data)
+        except RemoteProtocolError:
+            event = "error"
+        for _ in range(DRAIN_LIMIT):
+            if event is NEED_DATA:
+                break
+            self.twin_events.append(event)
+            if not self.twin.buffered:
+                break
+            try:
+                event = self.twin.next_event()
+            except RemoteProtocolError:
+                event = "error"
+        assert self.twin.next_event() is NEED_DATA
+
+    def twins_agree(self) -> None:
+        assert self.twin_events == self.events
+        assert self.twin.state is self.conn.state
+        assert self.twin.buffered == self.conn.buffered
+        assert self.twin.request == self.conn.request
+        assert self.twin.outstanding == self.conn.outstanding
 
     def count(self, event: Any, before: State) -> None:
         if isinstance(event, AGIRequest):
@@ -118,18 +152,27 @@ class Run:
             self.conn.receive_data(data)
         except LocalProtocolError:
             assert self.eof
-            return
+            try:
+                self.twin.receive(data)
+            except LocalProtocolError:
+                return
+            raise AssertionError("the twin accepted data after EOF") from None
         assert not self.eof, "data accepted after EOF"
         self.drain()
+        self.twin_feed(data)
+        self.twins_agree()
 
     def send(self, index: int) -> None:
         turn = self.conn.state is State.IDLE
+        command = COMMANDS[index % len(COMMANDS)]
         try:
-            out = self.conn.send(COMMANDS[index % len(COMMANDS)])
+            out = self.conn.send(command)
         except LocalProtocolError:
             assert not turn
+            assert self.twin.state is self.conn.state  # so the twin refuses it too
             return
         assert turn and out.endswith(b"\n") and out.count(b"\n") == 1
+        assert self.twin.send(command) == out
         self.sent += 1
 
     def end(self) -> None:
@@ -137,6 +180,10 @@ class Run:
         self.eof = True
         self.drain()
         self.drain()
+        self.twin.receive_data(b"")
+        while (event := self.twin.next_event()) is not NEED_DATA:
+            self.twin_events.append(event)
+        self.twins_agree()
 
 
 def header_result(data: bytes, limits: dict[str, int], one_by_one: bool) -> Any:
