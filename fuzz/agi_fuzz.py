@@ -37,6 +37,9 @@ from typing import Any
 
 import atheris
 
+# The twin checks are shared with the property fuzz in tests/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 with atheris.instrument_imports(include=["fastagi_router"]):
     from fastagi_router.agi import (
         NEED_DATA,
@@ -49,6 +52,8 @@ with atheris.instrument_imports(include=["fastagi_router"]):
         commands,
     )
     from fastagi_router.errors import LocalProtocolError, RemoteProtocolError
+
+from tests.hardening.twins import ERROR, assert_twins_agree, engine_events
 
 LIMITS: list[dict[str, int]] = [
     {},
@@ -86,7 +91,7 @@ class Run:
                 event = self.conn.next_event()
             except RemoteProtocolError:
                 self.errors += 1
-                self.events.append("error")
+                self.events.append(ERROR)
                 assert self.conn.state is State.ERROR
                 continue
             if event is NEED_DATA:
@@ -96,31 +101,9 @@ class Run:
             self.events.append(event)
         raise AssertionError("next_event() did not settle")
 
-    def twin_feed(self, data: bytes) -> None:
-        """``data`` to the twin as the engine gives it: `receive`, then `next_event` while
-        bytes are buffered after an event."""
-        try:
-            event: Any = self.twin.receive(data)
-        except RemoteProtocolError:
-            event = "error"
-        for _ in range(DRAIN_LIMIT):
-            if event is NEED_DATA:
-                break
-            self.twin_events.append(event)
-            if not self.twin.buffered:
-                break
-            try:
-                event = self.twin.next_event()
-            except RemoteProtocolError:
-                event = "error"
-        assert self.twin.next_event() is NEED_DATA
-
     def twins_agree(self) -> None:
         assert self.twin_events == self.events
-        assert self.twin.state is self.conn.state
-        assert self.twin.buffered == self.conn.buffered
-        assert self.twin.request == self.conn.request
-        assert self.twin.outstanding == self.conn.outstanding
+        assert_twins_agree(self.conn, self.twin)
 
     def count(self, event: Any, before: State) -> None:
         if isinstance(event, AGIRequest):
@@ -159,7 +142,7 @@ class Run:
             raise AssertionError("the twin accepted data after EOF") from None
         assert not self.eof, "data accepted after EOF"
         self.drain()
-        self.twin_feed(data)
+        self.twin_events += engine_events(self.twin, data, DRAIN_LIMIT)
         self.twins_agree()
 
     def send(self, index: int) -> None:

@@ -50,6 +50,7 @@ from fastagi_router.agi import (
 from fastagi_router.agi.replies import COMMON_REPLY_LINES
 from fastagi_router.errors import LocalProtocolError, RemoteProtocolError
 from fastagi_router.simulator import CallSpec, header_block
+from tests.hardening.twins import ERROR, assert_twins_agree, engine_events
 
 #: Small limits in some runs, so that the bounds are reached within a few steps.
 LIMITS = st.sampled_from(
@@ -189,7 +190,7 @@ class AGIConnectionMachine(RuleBasedStateMachine):
                 event = self.conn.next_event()
             except RemoteProtocolError:
                 self.errors += 1
-                self.events.append("error")
+                self.events.append(ERROR)
                 assert self.conn.state is State.ERROR
                 continue
             if event is NEED_DATA:
@@ -197,27 +198,6 @@ class AGIConnectionMachine(RuleBasedStateMachine):
             self.check(event, before)
             self.events.append(event)
         raise AssertionError("next_event() did not settle: a loop")
-
-    def twin_feed(self, piece: bytes) -> None:
-        """Feed ``piece`` to the twin as the engine does: `receive`, and after an event
-        `next_event` while bytes are buffered; then `next_event` must have nothing more."""
-        try:
-            event = self.twin.receive(piece)
-        except RemoteProtocolError:
-            event = "error"
-        for _ in range(DRAIN_LIMIT):
-            if event is NEED_DATA:
-                break
-            self.twin_events.append(event)
-            if not self.twin.buffered:
-                break
-            try:
-                event = self.twin.next_event()
-            except RemoteProtocolError:
-                event = "error"
-        else:  # pragma: no cover - the test fails: a loop
-            raise AssertionError("next_event() did not settle: a loop")
-        assert self.twin.next_event() is NEED_DATA
 
     def check(self, event: Any, before: State) -> None:
         if isinstance(event, AGIRequest):
@@ -251,7 +231,7 @@ class AGIConnectionMachine(RuleBasedStateMachine):
                 return
             assert not self.eof, "data accepted after EOF"
             self.drain()
-            self.twin_feed(piece)
+            self.twin_events += engine_events(self.twin, piece)
 
     @rule(block=st.sampled_from(WHOLE_BLOCKS))
     def feed_one_block(self, block: bytes) -> None:
@@ -303,10 +283,7 @@ class AGIConnectionMachine(RuleBasedStateMachine):
         if not hasattr(self, "conn"):
             return
         assert self.twin_events == self.events
-        assert self.twin.state is self.conn.state
-        assert self.twin.buffered == self.conn.buffered
-        assert self.twin.request == self.conn.request
-        assert self.twin.outstanding == self.conn.outstanding
+        assert_twins_agree(self.conn, self.twin)
 
     @invariant()
     def bounded(self) -> None:
