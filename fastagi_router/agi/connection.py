@@ -136,10 +136,10 @@ class AGIConnection:
         self.receive_data(data)
         return self.next_event()
 
-    def _plain_block(self, data: bytes) -> AGIRequest | None:
+    def _plain_block(self, data: bytes | bytearray) -> AGIRequest | None:
         """The request when ``data`` is exactly one header block of plain lines (what
-        Asterisk writes), else None with nothing done: the general path then decides, and
-        fails where it must."""
+        Asterisk writes), else None with nothing done: the line-by-line path then decides,
+        and fails where it must (a CR, a line or a block over its limit)."""
         end = len(data) - 2
         if end > self._max_line_bytes or end + 2 > self._max_header_bytes or b"\r" in data:
             return None
@@ -198,39 +198,18 @@ class AGIConnection:
 
     def _whole_header_block(self) -> AGIRequest | None:
         """Parse the header block in one pass when all of it is buffered (the usual case:
-        Asterisk writes it at once), instead of line by line."""
+        Asterisk writes it at once) and its lines are plain; otherwise the line-by-line
+        path reads it, so that a block is read the same whether it came whole or in
+        pieces."""
         buffer = self._buffer
         end = buffer.find(b"\n\n")
         if end < 0 or self._header_bytes:
             return None
-        request = self._header_block(buffer, end)
+        request = self._plain_block(buffer[: end + 2])
         if request is not None:
             del buffer[: end + 2]
             self._scanned = 0
         return request
-
-    def _header_block(self, data: bytes | bytearray, end: int) -> AGIRequest | None:
-        """The request for the header block ``data[:end]`` (the first ``\\n\\n`` of ``data``
-        at ``end``) read in one pass, or None (nothing read) when the line-by-line path must
-        decide. The caller drops ``data[: end + 2]`` from its buffer after a request."""
-        # An empty first line, a CR, or a line too long: the line-by-line path decides,
-        # so that a block is read the same whether it came whole or in pieces.
-        if data.startswith(b"\n"):
-            return None
-        block = data[:end]
-        if b"\r" in block:
-            return None
-        if end > self._max_line_bytes and max(map(len, block.split(b"\n"))) > self._max_line_bytes:
-            return None
-        if end + 2 > self._max_header_bytes:
-            self._fail(f"header block larger than {self._max_header_bytes} bytes")
-        text = decode(block)
-        self._header_bytes = end + 2
-        if HEADER_BLOCK.fullmatch(text) is None:
-            for line in text.split("\n"):
-                self._header_line(line)
-            return self._header_line("")
-        return self._plain_request(text)
 
     def _plain_request(self, text: str) -> AGIRequest:
         """The request for ``text``, a block that matches `HEADER_BLOCK`. The agi_arg_N
