@@ -5,10 +5,11 @@
     python -m bench.run --only router-agent,panoramisk-uvloop --repeats 5
     python -m bench.run --only router-agent,minimal-uvloop --against HEAD~1
 
-``--against REV`` adds ``router-agent@REV``: the router package as it is at git revision
-REV (extracted with ``git archive``, first on the module path), serving the same store in
-the same run, so that what a change costs or saves is a ratio measured side by side. The
-store is seeded by this tree: REV must read its schema.
+``--against REV`` adds ``router-agent@REV`` (and ``router-agent-logged@REV`` when
+``router-agent-logged`` is chosen): the router package as it is at git revision REV
+(extracted with ``git archive``, first on the module path), serving the same store in the
+same run, so that what a change costs or saves is a ratio measured side by side. The store
+is seeded by this tree: REV must read its schema.
 
 Each server runs pinned to CPU 0 and the load generator to CPU 1 (when the machine has two),
 alternating contenders in each repeat so that drift on a noisy machine hits them alike.
@@ -320,8 +321,12 @@ def contenders(db_dir: Path) -> list[Contender]:
     ]
 
 
-def at_revision(revision: str, db_dir: Path) -> Contender:
-    """``router-agent`` with the ``fastagi_router`` package as it is at git ``revision``."""
+#: The contenders ``--against`` runs at another revision (the second only when chosen).
+AT_REVISION = ("router-agent", "router-agent-logged")
+
+
+def at_revision(revision: str, db_dir: Path, name: str = "router-agent") -> Contender:
+    """Contender ``name`` with the ``fastagi_router`` package as it is at git ``revision``."""
     tree = db_dir / f"rev-{len(list(db_dir.glob('rev-*')))}"
     tree.mkdir()
     archive = subprocess.run(
@@ -329,11 +334,11 @@ def at_revision(revision: str, db_dir: Path) -> Contender:
         cwd=ROOT, check=True, capture_output=True,
     ).stdout  # fmt: skip
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
-    base = next(c for c in contenders(db_dir) if c.name == "router-agent")
+    base = next(c for c in contenders(db_dir) if c.name == name)
     python, *rest = base.command
     return dataclasses.replace(
         base,
-        name=f"router-agent@{revision}",
+        name=f"{name}@{revision}",
         # -P: the working directory must not come first on the module path.
         command=[python, "-P", *rest],
         env=base.env | {"PYTHONPATH": str(tree)},
@@ -382,15 +387,15 @@ def _markdown(
             f"| {s['loadgen_cpu']:.0%} |"
         )
     for revision in args.against:
-        old = summary.get(f"router-agent@{revision}")
-        new = summary.get("router-agent")
-        if old and new:
-            lines += [
-                "",
-                f"router-agent / router-agent@{revision}: "
-                f"{_ratio(new['sessions_per_core_s'] / old['sessions_per_core_s'])} "
-                "sessions per server-core-second.",
-            ]
+        for name in AT_REVISION:
+            old, new = summary.get(f"{name}@{revision}"), summary.get(name)
+            if old and new:
+                lines += [
+                    "",
+                    f"{name} / {name}@{revision}: "
+                    f"{_ratio(new['sessions_per_core_s'] / old['sessions_per_core_s'])} "
+                    "sessions per server-core-second.",
+                ]
     return "\n".join(lines) + "\n"
 
 
@@ -410,7 +415,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
         "--against", action="append", default=[], metavar="REV",
-        help="also run router-agent at this git revision (repeatable)",
+        help="also run router-agent (and router-agent-logged, when chosen) at this git "
+        "revision (repeatable)",
     )  # fmt: skip
     args = parser.parse_args()
     if args.quick:
@@ -420,7 +426,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fastagi-bench-") as tmp:
         db_dir = Path(tmp)
         chosen = [c for c in contenders(db_dir) if not args.only or c.name in args.only.split(",")]
-        chosen += [at_revision(revision, db_dir) for revision in args.against]
+        names = {c.name for c in chosen} | {AT_REVISION[0]}
+        chosen += [
+            at_revision(revision, db_dir, name)
+            for revision in args.against
+            for name in AT_REVISION
+            if name in names
+        ]
         seed.prepare(db_dir, large=any(c.name == "router-1m" for c in chosen))
         log = db_dir / "servers.log"
         runs: dict[str, list[dict[str, Any]]] = {c.name: [] for c in chosen}
