@@ -194,6 +194,8 @@ class Application:
         """
         merged, restart = merge_reloadable(self.settings, new)
         if merged.log != self.settings.log:
+            if self.agi is not None:
+                self.agi.call_log.flush()  # in the format of their time
             configure(merged.log)
         self.settings = merged
         if self.router is not None:

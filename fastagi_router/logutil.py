@@ -141,17 +141,37 @@ class BufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         """Whether lines are formatted as text (`TextFormatter`), not JSON."""
         return type(self.formatter) is TextFormatter
 
-    def write_line(self, level: int, name: str, message: str, fields: dict[str, object]) -> None:
-        """Write what a record of ``level`` from logger ``name`` would give, without making
-        the record: for a hot caller that `direct_handler` said may do so."""
+    @property
+    def line_formatter(self) -> TextFormatter | JSONFormatter:
+        """The formatter, one of ours (`direct_handler` checks it)."""
+        formatter = self.formatter
+        assert isinstance(formatter, TextFormatter | JSONFormatter)
+        return formatter
+
+    def write_line(
+        self,
+        level: int,
+        name: str,
+        message: str,
+        fields: dict[str, object],
+        created: float | None = None,
+    ) -> None:
+        """Write what a record of ``level`` from logger ``name`` created at ``created``
+        (now if None) would give, without making the record: for a hot caller that
+        `direct_handler` said may do so."""
         if level < self.level:
             return
-        formatter = self.formatter
-        if not isinstance(formatter, TextFormatter | JSONFormatter):
-            return  # pragma: no cover - direct_handler checks it
-        text = formatter.line(time.time(), level, name, message, fields)
+        when = time.time() if created is None else created
+        self.write_lines(level, [self.line_formatter.line(when, level, name, message, fields)])
+
+    def write_lines(self, level: int, lines: list[str]) -> None:
+        """Write ``lines``, made by the formatter (`TextFormatter.line`,
+        `JSONFormatter.line`) at ``level``, in one go."""
+        if level < self.level or not lines:
+            return
+        text = "\n".join(lines) + "\n"
         with self.lock:  # type: ignore[union-attr]
-            self.stream.write(text + "\n")
+            self.stream.write(text)
             if level >= logging.WARNING:
                 self.stream.flush()
 

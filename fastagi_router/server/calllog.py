@@ -11,14 +11,22 @@ a count of those left out: a flood must not turn into a flood of log lines.
 The line is built without the stdlib's per-record overhead that does not matter here: no
 stack walk to find the caller's source line, and when the only handler is the one
 `logutil.configure` installed, no record at all (`logutil.direct_handler`): the call path
-counts microseconds.
+counts microseconds. In that case the INFO lines are also made in batches: a call leaves
+its values in a list, and the lines are formatted and written together when `BATCH` calls
+are waiting or `BATCH_DELAY` seconds after the first of them, whichever comes first (and
+before any other line of this log, and when the server stops). Formatting sixty lines in
+one go costs half what it costs one line at a time between calls. A line keeps the time
+its call ended.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import sys
 import time
+import weakref
 from dataclasses import dataclass, field
 
 from fastagi_router.agi import AGIRequest, Command
@@ -32,6 +40,10 @@ log = logging.getLogger("fastagi_router.calls")
 #: Lines a second per kind of unusual session (overload, unknown script, header timeout,
 #: shed) before the rest are only counted.
 BURST = 10
+#: INFO call lines made and written together, at most this many ...
+BATCH = 64
+#: ... and at most this many seconds after the first of them ended.
+BATCH_DELAY = 0.1
 CALLER_MODES = ("full", "last4", "none")
 _LOUD_REASONS = frozenset({"overload", "unknown_script"})
 _SRC = sys.intern(__file__)
@@ -65,6 +77,11 @@ class Answer:
         return built
 
 
+#: A call's values for its line, taken when it ended: time.time(), the request, the answer,
+#: the outcome, the round trips, ms, decide_ms (a plain tuple: made on every call).
+_Ended = tuple[float, AGIRequest, "Answer | None", str, int, float, "float | None"]
+
+
 class CallLog:
     """Writes the per-call lines; ``caller`` is ``full``, ``last4`` or ``none``."""
 
@@ -73,6 +90,9 @@ class CallLog:
         self._windows: dict[str, tuple[float, int, int]] = {}
         #: Masked caller numbers by the number as received (`_MASKS_KEPT` at most).
         self._masked: dict[str, str] = {}
+        #: INFO lines not made yet (see the module's docstring), and the timer that will.
+        self._pending: list[_Ended] = []
+        self._timer: asyncio.TimerHandle | None = None
 
     def call(
         self,
@@ -94,7 +114,68 @@ class CallLog:
                 return
         elif not log.isEnabledFor(level):
             return
-        ms = (time.perf_counter() - started) * 1000
+        ended: _Ended = (
+            time.time(),
+            request,
+            answer,
+            outcome,
+            round_trips,
+            (time.perf_counter() - started) * 1000,
+            (decided - started) * 1000 if decided else None,
+        )
+        pending = self._pending
+        if level == logging.INFO and (pending or self._start_batch()):
+            pending.append(ended)
+            if len(pending) >= BATCH:
+                self.flush()
+            return
+        self._write(level, ended)
+
+    def _start_batch(self) -> bool:
+        """Start a batch when lines may be made later: only our handler will see them (when
+        a record is made, whoever else listens sees each line as it happens) and there is
+        a running loop to make them on time."""
+        if direct_handler(log) is None:
+            return False
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        self._timer = loop.call_later(BATCH_DELAY, self.flush)
+        _batched.add(self)
+        return True
+
+    def flush(self) -> None:
+        """Write the INFO lines still waiting to be made (see the module's docstring)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        handler = direct_handler(log)
+        if handler is None:  # logging was set up again since: a record per line
+            for ended in pending:
+                self._write(logging.INFO, ended)
+            return
+        formatter, name, fields = handler.line_formatter, log.name, not handler.writes_text
+        lines = []
+        for ended in pending:
+            text, values = self._line(logging.INFO, ended, fields)
+            lines.append(formatter.line(ended[0], logging.INFO, name, text, values))
+        handler.write_lines(logging.INFO, lines)
+
+    def _write(self, level: int, ended: _Ended) -> None:
+        text, fields = self._line(level, ended)
+        self._emit(level, text, (), fields, ended[0])
+
+    def _line(
+        self, level: int, ended: _Ended, fields: bool = True
+    ) -> tuple[str, dict[str, object]]:
+        """The text of ``ended``'s line, and its fields for the JSON format (empty unless
+        ``fields``)."""
+        _, request, answer, outcome, round_trips, ms, decide_ms = ended
         uniqueid = sanitize(request.uniqueid) or "-"
         caller = self.mask(request.callerid)
         if answer is None:
@@ -102,7 +183,6 @@ class CallLog:
         else:
             account = sanitize(answer.account)
             status, source, reason = answer.status, answer.source, answer.reason
-        decide_ms = (decided - started) * 1000 if decided else None
         text = (
             f"call {uniqueid} account={account} caller={caller} status={status} "
             f"source={source} reason={reason} outcome={outcome} round_trips={round_trips} "
@@ -112,12 +192,9 @@ class CallLog:
         if level == logging.WARNING and reason == "unknown_script":
             script = sanitize(request.script or "", 80)  # what the dialplan must fix
             text += f" script={script}"
-        handler = direct_handler(log)
-        if handler is not None and handler.writes_text:
-            # Only our text handler would see it: the line is all there is to write.
-            handler.write_line(level, log.name, text, {})
-            return
-        fields: dict[str, object] = {
+        if not fields:
+            return text, {}
+        values: dict[str, object] = {
             "uniqueid": uniqueid,
             "account": account,
             "caller": caller,
@@ -130,8 +207,8 @@ class CallLog:
             "ms": round(ms, 3),
         }
         if script is not None:
-            fields["script"] = script
-        self._emit(level, text, (), fields)
+            values["script"] = script
+        return text, values
 
     def session(self, kind: str, peer: str) -> None:
         """Log a connection that ended without a call: ``header_timeout`` or ``shed``."""
@@ -178,17 +255,40 @@ class CallLog:
         self._windows[kind] = (since, written, left_out + 1)
         return False
 
-    @staticmethod
     def _emit(
-        level: int, message: object, args: tuple[object, ...], fields: dict[str, object]
+        self,
+        level: int,
+        message: object,
+        args: tuple[object, ...],
+        fields: dict[str, object],
+        created: float | None = None,
     ) -> None:
+        """Write one line now, after the lines waiting in the batch (``created``: its time,
+        now if None)."""
+        if self._pending:
+            self.flush()
         handler = direct_handler(log)
         if handler is not None:
             # Only our handler would see the record: write its line without making it.
             text = str(message) % args if args else str(message)
-            handler.write_line(level, log.name, text, fields)
+            handler.write_line(level, log.name, text, fields, created)
             return
         # makeRecord + handle, not log.log: no walk up the stack for a source line.
         record = log.makeRecord(log.name, level, _SRC, 0, message, args, None)
         record.call = fields
+        if created is not None:
+            record.created = created
+            record.msecs = (created - int(created)) * 1000
         log.handle(record)
+
+
+#: Call logs that have had a batch: what is still in one when the process exits (a loop
+#: stopped without `AGIServer.stop`) is written before logging's own shutdown flush.
+_batched: weakref.WeakSet[CallLog] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for call_log in list(_batched):
+        call_log._timer = None  # its loop is gone: nothing to cancel
+        call_log.flush()

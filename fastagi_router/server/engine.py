@@ -483,6 +483,7 @@ class AGIServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._refused: dict[str, tuple[float, int]] = {}
+        self.call_log = CallLog(settings.log.caller)
         self.apply(settings)
         metrics.gauge("sessions_active", lambda: float(self.active), "FastAGI sessions in progress")
         metrics.gauge(
@@ -527,6 +528,7 @@ class AGIServer:
         """Use ``settings`` from now on (at start-up, and on a reload): limits, timeouts and
         the allowlist apply to the next connection; calls in progress keep their deadline."""
         self.settings = settings
+        self.call_log.flush()  # its lines, before the next ones
         self.call_log = CallLog(settings.log.caller)
         self._networks = settings.agi.networks
         self.header_timeout = settings.agi.header_timeout_ms / 1000
@@ -647,3 +649,4 @@ class AGIServer:
             connection._close()
         if self._server is not None:
             await self._server.wait_closed()
+        self.call_log.flush()

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +18,12 @@ import pytest
 from fastagi_router import logutil
 from fastagi_router.agi import AGIConnection, AGIRequest
 from fastagi_router.api.server import BAD_REQUESTS_LOGGED
-from fastagi_router.config import LogSettings, load_settings
+from fastagi_router.config import LogSettings, Settings, load_settings
 from fastagi_router.errors import ConfigError
 from fastagi_router.logutil import BufferedHandler, JSONFormatter, TextFormatter
-from fastagi_router.server import Answer, CallLog
-from fastagi_router.server.calllog import BURST
+from fastagi_router.metrics import Metrics
+from fastagi_router.server import AGIServer, Answer, CallLog
+from fastagi_router.server.calllog import BATCH, BATCH_DELAY, BURST
 from fastagi_router.simulator import CallSpec, Faults, Keypress, header_block
 
 CALLS = "fastagi_router.calls"
@@ -245,3 +250,105 @@ def test_the_direct_line_is_the_line_logging_would_write(tmp_path: Path, form: s
             direct.split(" ", 2)[2].rsplit(" ms=", 1)[0]
             == recorded.split(" ", 2)[2].rsplit(" ms=", 1)[0]
         )
+
+
+@contextlib.contextmanager
+def only_our_handler(tmp_path: Path) -> Iterator[tuple[Path, BufferedHandler]]:
+    """Our handler as the only one, writing text lines to a file; calls logged at INFO.
+    (Inside the test: pytest adds its own handlers around the call, not the fixtures.)"""
+    root = logging.getLogger()
+    saved = list(root.handlers)
+    path = tmp_path / "log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    handler = BufferedHandler(fd)
+    handler.setFormatter(TextFormatter())
+    calls_logger = logging.getLogger(CALLS)
+    level = calls_logger.level
+    try:
+        root.handlers = [handler]
+        calls_logger.setLevel(logging.INFO)
+        yield path, handler
+    finally:
+        root.handlers = saved
+        calls_logger.setLevel(level)
+        handler.close()
+        os.close(fd)
+
+
+def written(path: Path, handler: BufferedHandler) -> list[str]:
+    handler.flush()
+    return path.read_text().splitlines()
+
+
+def log_calls(log: CallLog, first: int, count: int, reason: str = "none") -> None:
+    answer = Answer([], "AGENT", source="local", reason=reason, account="CL0000")
+    for n in range(first, first + count):
+        req = request(uniqueid=f"1700000000.{n}")
+        log.call(req, answer, "answered", 1, started=1.0, decided=1.0)
+
+
+async def test_call_lines_are_made_in_batches_in_order(tmp_path: Path) -> None:
+    with only_our_handler(tmp_path) as (path, handler):
+        log = CallLog()
+        log_calls(log, 0, BATCH - 1)
+        assert written(path, handler) == []  # waiting for the batch
+        log_calls(log, BATCH - 1, 3)
+        lines = written(path, handler)
+        assert [line.split(" ")[5] for line in lines] == [f"1700000000.{n}" for n in range(BATCH)]
+        assert all(" INFO fastagi_router.calls: call " in line for line in lines)
+        await asyncio.sleep(BATCH_DELAY * 3)  # the last two: at most BATCH_DELAY later
+        later = written(path, handler)[BATCH:]
+        assert [line.split(" ")[5] for line in later] == ["1700000000.64", "1700000000.65"]
+
+
+async def test_a_warning_follows_the_waiting_lines_and_is_written_at_once(tmp_path: Path) -> None:
+    with only_our_handler(tmp_path) as (path, _):
+        log = CallLog()
+        log_calls(log, 0, 3)
+        log_calls(log, 3, 1, reason="overload")
+        # No handler flush: a WARNING writes the buffer out itself.
+        lines = path.read_text().splitlines()
+        assert [line.split(" ")[2] for line in lines] == ["INFO"] * 3 + ["WARNING"]
+        assert [line.split(" ")[5] for line in lines] == [f"1700000000.{n}" for n in range(4)]
+
+
+async def test_the_server_writes_the_waiting_lines_on_a_reload_and_when_it_stops(
+    tmp_path: Path,
+) -> None:
+    with only_our_handler(tmp_path) as (path, handler):
+        fallback = Answer([], "FALLBACK")
+        server = AGIServer(Settings(), {}, lambda request, reason: fallback, Metrics())
+        log_calls(server.call_log, 0, 2)
+        server.apply(Settings())
+        assert len(written(path, handler)) == 2
+        log_calls(server.call_log, 2, 2)
+        await server.stop()
+        assert len(written(path, handler)) == 4
+
+
+def test_lines_still_waiting_when_the_process_exits_are_written() -> None:
+    """A loop that ends without `AGIServer.stop`: the lines are not lost at exit."""
+    script = """
+import asyncio
+from fastagi_router import logutil
+from fastagi_router.config import LogSettings
+from fastagi_router.server import Answer, CallLog
+from fastagi_router.agi import AGIConnection
+from fastagi_router.simulator import CallSpec, header_block
+
+logutil.configure(LogSettings(levels={"fastagi_router.calls": "INFO"}))
+conn = AGIConnection()
+conn.receive_data(header_block(CallSpec()))
+request = conn.next_event()
+log = CallLog()
+
+async def main():
+    for _ in range(5):
+        log.call(request, Answer([], "AGENT"), "answered", 1, started=1.0, decided=1.0)
+
+asyncio.run(main())
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stderr.count(" INFO fastagi_router.calls: call ") == 5
