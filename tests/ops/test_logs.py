@@ -216,28 +216,16 @@ async def test_an_unparsable_http_request_is_one_warning_line(
 def test_the_direct_line_is_the_line_logging_would_write(tmp_path: Path, form: str) -> None:
     """With only our handler installed the call line is written without a record; it must
     read exactly as the record would have, timestamps aside."""
-    root = logging.getLogger()
-    saved = list(root.handlers)
-    path = tmp_path / "log"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
-    handler = BufferedHandler(fd)
-    handler.setFormatter(JSONFormatter() if form == "json" else TextFormatter())
-    calls_logger = logging.getLogger(CALLS)
-    level = calls_logger.level
-    try:
-        root.handlers = [handler]
-        calls_logger.setLevel(logging.INFO)
+    formatter = JSONFormatter() if form == "json" else TextFormatter()
+    with only_our_handler(tmp_path, formatter) as (path, handler):
+        calls_logger = logging.getLogger(CALLS)
         assert logutil.direct_handler(calls_logger) is handler
         answer = Answer([], "AGENT", source="local", account="CL0000")
         CallLog().call(request(), answer, "answered", 1, started=1.0, decided=1.5)
-        root.handlers = [handler, logging.NullHandler()]  # now the record path
+        logging.getLogger().handlers.append(logging.NullHandler())  # now the record path
         assert logutil.direct_handler(calls_logger) is None
         CallLog().call(request(), answer, "answered", 1, started=1.0, decided=1.5)
-    finally:
-        root.handlers = saved
-        calls_logger.setLevel(level)
-        handler.close()
-        os.close(fd)
+        handler.flush()
     direct, recorded = path.read_text().splitlines()
     if form == "json":
         a, b = json.loads(direct), json.loads(recorded)
@@ -253,15 +241,18 @@ def test_the_direct_line_is_the_line_logging_would_write(tmp_path: Path, form: s
 
 
 @contextlib.contextmanager
-def only_our_handler(tmp_path: Path) -> Iterator[tuple[Path, BufferedHandler]]:
-    """Our handler as the only one, writing text lines to a file; calls logged at INFO.
-    (Inside the test: pytest adds its own handlers around the call, not the fixtures.)"""
+def only_our_handler(
+    tmp_path: Path, formatter: logging.Formatter | None = None
+) -> Iterator[tuple[Path, BufferedHandler]]:
+    """Our handler as the only one, writing lines (text unless ``formatter``) to a file;
+    calls logged at INFO. (Inside the test: pytest adds its own handlers around the call,
+    not the fixtures.)"""
     root = logging.getLogger()
     saved = list(root.handlers)
     path = tmp_path / "log"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT)
     handler = BufferedHandler(fd)
-    handler.setFormatter(TextFormatter())
+    handler.setFormatter(formatter or TextFormatter())
     calls_logger = logging.getLogger(CALLS)
     level = calls_logger.level
     try:
