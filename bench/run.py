@@ -362,7 +362,10 @@ def _machine() -> dict[str, str]:
 
 
 def _markdown(
-    summary: dict[str, dict[str, float]], machine: dict[str, str], args: argparse.Namespace
+    summary: dict[str, dict[str, float]],
+    runs: dict[str, list[dict[str, Any]]],
+    machine: dict[str, str],
+    args: argparse.Namespace,
 ) -> str:
     lines = [
         f"# FastAGI benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
@@ -386,6 +389,13 @@ def _markdown(
             f"| {s['max_c200_ms']:.1f} | {s['listen_overflows']:.0f} | {s['errors']:.0f} "
             f"| {s['loadgen_cpu']:.0%} |"
         )
+    if args.repeats > 1:
+        # The medians hide how far one repeat is from the next on a noisy machine.
+        lines += ["", "Each repeat, in order (sessions/server-core-s; p99 c=200 ms):", ""]
+        for name, results in runs.items():
+            rates = " / ".join(f"{r['sessions_per_core_s']:.0f}" for r in results)
+            tails = " / ".join(f"{r['p99_c200_ms']:.1f}" for r in results)
+            lines.append(f"- {name}: {rates}; {tails}")
     for revision in args.against:
         for name in AT_REVISION:
             old, new = summary.get(f"{name}@{revision}"), summary.get(name)
@@ -456,7 +466,7 @@ def main() -> None:
         s["vs_panoramisk"] = s["sessions_per_core_s"] / base
         s["vs_minimal"] = s["sessions_per_core_s"] / minimal
     machine = _machine()
-    report = _markdown(summary, machine, args)
+    report = _markdown(summary, runs, machine, args)
     print()
     print(report)
     args.out.mkdir(parents=True, exist_ok=True)
