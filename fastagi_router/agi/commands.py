@@ -240,6 +240,17 @@ def say_digits(digits: str, escape_digits: str = "") -> Command:
     )
 
 
+def without_mset(
+    command: Command, result: str | None, variables: list[tuple[str, str]]
+) -> list[Command] | None:
+    """What to send next when ``command``, one of `set_variables` for ``variables``, got
+    ``result``: if it was the MSet and Asterisk has no MSet (``result=-2``), every variable
+    again one by one, the last one last; else None, and the rest goes out as it was."""
+    if result == "-2" and command.line.startswith("EXEC MSet "):
+        return [set_variable(name, value) for name, value in variables]
+    return None
+
+
 def set_variables(variables: list[tuple[str, str]]) -> list[Command]:
     """Return the commands that set ``variables`` in as few round trips as is safe.
 

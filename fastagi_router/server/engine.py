@@ -74,6 +74,7 @@ class _AGIProtocol(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         # The fast path: the answer's commands still to send, and what they set.
         self._queue: list[Command] | None = None
+        self._sent: Command | None = None
         self._variables: Variables = []
         self._round_trips = 0
         # For the metrics and the call log: the request, its answer, and when (perf_counter)
@@ -239,14 +240,15 @@ class _AGIProtocol(asyncio.Protocol):
         if not self._queue:
             self._finish_fast("answered")
             return
-        command = self._queue.pop(0)
+        command = self._sent = self._queue.pop(0)
         self._round_trips += 1
         self._transport.write(self._conn.send(command))
 
     def _next_answer(self, reply: Reply) -> None:
-        if reply.result == "-2" and self._round_trips == 1:
-            # The first command was the MSet and Asterisk has no MSet: one by one.
-            self._queue = [commands.set_variable(n, v) for n, v in self._variables]
+        assert self._sent is not None
+        again = commands.without_mset(self._sent, reply.result, self._variables)
+        if again is not None:
+            self._queue = again
         self._send_next()
 
     def _finish_fast(self, outcome: str) -> None:

@@ -147,12 +147,13 @@ class Session:
         """
         for command in commands.set_variables(variables):
             reply = await self.command(command)
-            if reply.result == "-2" and command.line.startswith("EXEC MSet "):
+            again = commands.without_mset(command, reply.result, variables)
+            if again is not None:
                 log.warning(
                     "[%s] MSet is not available; setting variables one by one", self.uniqueid
                 )
-                for name, value in variables:
-                    await self.command(commands.set_variable(name, value))
+                for one in again:
+                    await self.command(one)
                 return
 
     async def verbose(self, message: str, level: int = 3) -> None:

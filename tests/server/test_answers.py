@@ -11,11 +11,20 @@ from fastagi_router.config import AGISettings, Settings
 from fastagi_router.metrics import Metrics
 from fastagi_router.server import AGIServer, Answer
 from fastagi_router.server.session import Session
-from fastagi_router.simulator import CallSpec, place_call
+from fastagi_router.simulator import Asterisk, CallResult, CallSpec
 
 #: A value with a line feed: no AGI command can carry it.
 UNSENDABLE = Answer([("SMARTROUTING_NAME", "a\nb"), ("SMARTROUTING_STATUS", "AGENT")], "AGENT")
 FINE = Answer([("SMARTROUTING_AGENT", "104"), ("SMARTROUTING_STATUS", "AGENT")], "AGENT")
+#: A value MSet would cut at its comma: it goes first, in a SET VARIABLE of its own.
+NOT_FOR_MSET = Answer(
+    [
+        ("SMARTROUTING_NAME", "Smith, John"),
+        ("SMARTROUTING_AGENT", "104"),
+        ("SMARTROUTING_STATUS", "AGENT"),
+    ],
+    "AGENT",
+)
 
 
 def fallback(request: AGIRequest, reason: str) -> Answer:
@@ -26,7 +35,7 @@ def fallback(request: AGIRequest, reason: str) -> Answer:
     )
 
 
-async def serve_and_call(answer: Answer, *, fast: bool) -> dict[str, str]:
+async def serve_and_call(answer: Answer, *, fast: bool, mset: bool = True) -> CallResult:
     async def handler(session: Session) -> Answer:
         return answer
 
@@ -40,16 +49,17 @@ async def serve_and_call(answer: Answer, *, fast: bool) -> dict[str, str]:
     )
     await server.start()
     try:
-        result = await place_call("127.0.0.1", server.port, CallSpec(port=server.port))
+        asterisk = Asterisk("127.0.0.1", server.port, mset_available=mset)
+        result = await asterisk.call(CallSpec(port=server.port))
     finally:
         await server.stop(grace=1.0)
     assert result.closed_by == "server"
-    return result.variables
+    return result
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast path", "task"])
 async def test_an_answer_no_command_can_carry_becomes_a_fallback(fast: bool) -> None:
-    variables = await serve_and_call(UNSENDABLE, fast=fast)
+    variables = (await serve_and_call(UNSENDABLE, fast=fast)).variables
     assert variables["SMARTROUTING_STATUS"] == "FALLBACK"
     assert variables["SMARTROUTING_REASON"] == "error"
     assert "SMARTROUTING_NAME" not in variables
@@ -57,8 +67,17 @@ async def test_an_answer_no_command_can_carry_becomes_a_fallback(fast: bool) -> 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast path", "task"])
 async def test_an_answer_is_sent_as_it_is(fast: bool) -> None:
-    variables = await serve_and_call(FINE, fast=fast)
+    variables = (await serve_and_call(FINE, fast=fast)).variables
     assert variables == {"SMARTROUTING_AGENT": "104", "SMARTROUTING_STATUS": "AGENT"}
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "task"])
+async def test_without_mset_an_answer_whose_mset_is_not_first_is_set_one_by_one(
+    fast: bool,
+) -> None:
+    result = await serve_and_call(NOT_FOR_MSET, fast=fast, mset=False)
+    assert result.variables == dict(NOT_FOR_MSET.variables)
+    assert result.commands[-1].startswith("SET VARIABLE SMARTROUTING_STATUS")
 
 
 def test_an_answer_builds_its_commands_once() -> None:
